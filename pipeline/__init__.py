@@ -1,0 +1,23 @@
+"""siftline: select the pretraining text that teaches a language model the most.
+
+The importable API mirrors the CLI: `pipeline.run(config)` runs a job, `pipeline.load_config`
+builds a config from YAML or a dict, and every stage is a plain function or class over pyarrow
+tables (see `pipeline.stages`).
+"""
+
+from __future__ import annotations
+
+from pipeline.config import ConfigError, PipelineConfig, load_config
+
+
+def run(config, *, overwrite: bool = False, reporter=None):
+    """Run a job from a `PipelineConfig`, a YAML path or a dict of sections."""
+    from pipeline.run.runner import run as _run
+
+    if not isinstance(config, PipelineConfig):
+        config = load_config(config)
+    return _run(config, overwrite=overwrite, reporter=reporter)
+
+
+__all__ = ["ConfigError", "PipelineConfig", "load_config", "run"]
+__version__ = "0.1.0"

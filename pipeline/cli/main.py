@@ -1,0 +1,192 @@
+"""The `siftline` command: run, validate, inspect, select.
+
+Flags are dotted overrides of the one config model (`pipeline.config`): `--output X` is
+`--set output.path=X`, and `--set` reaches every other key, so the YAML and the CLI can never
+disagree about names, types or defaults.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from pipeline.config import STAGE_NAMES, ConfigError, PipelineConfig, load_config, parse_set_options
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Select the pretraining text that teaches a model the most.")
+err = Console(stderr=True)
+out = Console()
+
+ConfigArg = Annotated[str, typer.Argument(help="YAML config file.")]
+InputOpt = Annotated[list[str] | None, typer.Option("--input", help="Input URI (repeatable).")]
+OutputOpt = Annotated[str | None, typer.Option("--output", help="Output folder or s3:// URI.")]
+ExecutorOpt = Annotated[str | None, typer.Option("--executor", help="ray | local")]
+AddressOpt = Annotated[str | None, typer.Option("--ray-address", help="Join a Ray cluster.")]
+StagesOpt = Annotated[str | None, typer.Option("--stages", help="Run only these stages (a,b).")]
+SetOpt = Annotated[list[str] | None, typer.Option("--set", help="KEY=VALUE config override.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", help="No progress bars or tables.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
+
+
+def _overrides(inputs: list[str] | None, output: str | None, executor: str | None,
+               ray_address: str | None, stages: str | None,
+               sets: list[str] | None) -> dict[str, Any]:
+    overrides: dict[str, Any] = dict(parse_set_options(sets or []))
+    if inputs:
+        overrides["input.paths"] = list(inputs)
+    if output:
+        overrides["output.path"] = output
+    if executor:
+        overrides["executor.kind"] = executor
+    if ray_address:
+        overrides["executor.ray_address"] = ray_address
+        overrides.setdefault("executor.kind", "ray")
+    if stages is not None:
+        wanted = [s.strip() for s in stages.split(",") if s.strip()]
+        unknown = sorted(set(wanted) - set(STAGE_NAMES))
+        if unknown:
+            raise ConfigError(f"--stages: unknown stage(s) {unknown}; known: {list(STAGE_NAMES)}")
+        for name in STAGE_NAMES:
+            overrides[f"stages.{name}.enabled"] = name in wanted
+    return overrides
+
+
+def _fail(exc: Exception, code: int = 2) -> None:
+    err.print(f"[red]error:[/red] {exc}", highlight=False, markup=True)
+    raise typer.Exit(code)
+
+
+def _load(config: str | None, overrides: dict[str, Any]) -> PipelineConfig:
+    return load_config(config, overrides)
+
+
+@app.command()
+def run(config: ConfigArg, inputs: InputOpt = None, output: OutputOpt = None,
+        executor: ExecutorOpt = None, ray_address: AddressOpt = None,
+        stages: StagesOpt = None, sets: SetOpt = None,
+        overwrite: Annotated[bool, typer.Option("--overwrite",
+                                                help="Replace a finished or unfinished run.")
+                             ] = False,
+        quiet: QuietOpt = False, as_json: JsonOpt = False) -> None:
+    """Run the job (or resume it, or do nothing if it already finished)."""
+    from pipeline.cli.render import RichReporter, accounting_line, stats_table, timings_table
+    from pipeline.run.report import AccountingError
+    from pipeline.run.runner import Reporter
+    from pipeline.run.runner import run as run_job
+
+    try:
+        cfg = _load(config, _overrides(inputs, output, executor, ray_address, stages, sets))
+        if quiet or as_json:
+            result = run_job(cfg, overwrite=overwrite, reporter=Reporter())
+        else:
+            with RichReporter(err) as reporter:
+                result = run_job(cfg, overwrite=overwrite, reporter=reporter)
+    except ConfigError as exc:
+        _fail(exc)
+    except AccountingError as exc:
+        _fail(exc, 1)
+    if as_json:
+        print(json.dumps({"output": result.output, "status": result.status,
+                          "stats": result.stats}, indent=2))
+        return
+    if not quiet:
+        err.print(stats_table(result.stats))
+        err.print(timings_table(result.stats))
+        err.print(f"output: {result.output} ({result.status})")
+        err.print(accounting_line(result.stats))
+
+
+@app.command()
+def validate(config: ConfigArg, inputs: InputOpt = None, output: OutputOpt = None,
+             executor: ExecutorOpt = None, ray_address: AddressOpt = None,
+             stages: StagesOpt = None, sets: SetOpt = None) -> None:
+    """Check the config, its inputs and output, and plan the splits, without running."""
+    from pipeline.io.storage import Storage
+    from pipeline.run.plan import make_plan, preflight
+
+    try:
+        cfg = _load(config, _overrides(inputs, output, executor, ray_address, stages, sets))
+        storage = Storage(cfg.storage.s3)
+        plan = make_plan(cfg, preflight(cfg, storage), storage)
+    except ConfigError as exc:
+        _fail(exc)
+    files = {s["uri"] for s in plan["splits"]}
+    out.print(f"config OK: {len(files)} input file(s), {len(plan['splits'])} split(s), "
+              f"stages {cfg.stages.enabled() or 'none'}, output {cfg.output.path}")
+
+
+@app.command()
+def inspect(output: Annotated[str, typer.Argument(help="A run's output folder.")],
+            as_json: JsonOpt = False) -> None:
+    """Summarise a finished run: inputs, outputs, records by domain, accounting."""
+    from pipeline.cli.render import (
+        accounting_line,
+        inputs_table,
+        outputs_table,
+        stats_table,
+        timings_table,
+    )
+    from pipeline.io.storage import Storage
+    from pipeline.io.writers import read_json
+    from pipeline.layout import Layout
+
+    storage, layout = Storage(), Layout.for_output(output)
+    if not storage.exists(layout.manifest) or not storage.exists(layout.stats):
+        _fail(ConfigError(f"{output}: no finished run here (manifest.json/stats.json missing)"))
+    manifest, stats = read_json(storage, layout.manifest), read_json(storage, layout.stats)
+    if as_json:
+        print(json.dumps({"stats": stats, "manifest": manifest}, indent=2))
+        return
+    out.print(f"status: {manifest['status']}   config sha256: {manifest['config_sha256'][:16]}")
+    out.print(inputs_table(manifest))
+    out.print(outputs_table(manifest))
+    out.print(stats_table(stats))
+    out.print(timings_table(stats))
+    out.print(accounting_line(stats))
+
+
+@app.command()
+def select(output: Annotated[str, typer.Argument(help="A finished run's output folder.")],
+           stages: Annotated[str | None, typer.Option(
+               "--stages", help="Apply only these stages' drop reasons (a,b).")] = None,
+           config: Annotated[str | None, typer.Option(
+               "--config", help="Config for storage credentials (else the run's own).")] = None,
+           sets: SetOpt = None, executor: ExecutorOpt = None,
+           quiet: QuietOpt = False, as_json: JsonOpt = False) -> None:
+    """Re-select from OUT/scored/ with other rules, without re-scoring."""
+    from pipeline.cli.render import accounting_line, stats_table
+    from pipeline.io.storage import Storage
+    from pipeline.selection.reselect import load_finished_manifest, reselect
+
+    try:
+        manifest = load_finished_manifest(output, Storage())
+        base = manifest["config"]
+        if config:
+            base["storage"] = load_config(config).model_dump(mode="python")["storage"]
+        else:  # secrets are masked in the manifest: fall back to the environment's credentials
+            s3 = base["storage"]["s3"]
+            for key in ("access_key_id", "secret_access_key", "session_token"):
+                s3[key] = None
+        overrides = _overrides(None, None, executor, None, stages, sets)
+        overrides["executor.kind"] = executor or manifest.get("executor", {}).get("kind", "ray")
+        cfg = load_config(base, overrides)
+        new_stats = reselect(output, cfg)
+    except ConfigError as exc:
+        _fail(exc)
+    if as_json:
+        print(json.dumps(new_stats, indent=2))
+    elif not quiet:
+        err.print(stats_table(new_stats))
+        err.print(accounting_line(new_stats))
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app(prog_name="siftline")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,94 @@
+"""Terminal output: progress bars for the phases and summary tables for stats and manifests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from pipeline.run.runner import Reporter
+
+
+class RichReporter(Reporter):
+    """One bar per phase, drawn on stderr so `--json` output on stdout stays clean."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.progress = Progress(
+            TextColumn("{task.description:<14}"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), console=console, transient=False,
+        )
+        self.task: Any = None
+
+    def __enter__(self) -> RichReporter:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def phase(self, name: str, total: int) -> None:
+        self.task = self.progress.add_task(name, total=max(total, 1))
+
+    def advance(self, done: int, total: int) -> None:
+        if self.task is not None:
+            self.progress.update(self.task, completed=done, total=max(total, 1))
+
+    def message(self, text: str) -> None:
+        self.console.print(text)
+
+
+def stats_table(stats: dict[str, Any]) -> Table:
+    table = Table(title="records by domain", show_footer=True)
+    table.add_column("domain", footer="all")
+    for name in ("input", "kept", "chars_in", "chars_kept"):
+        total = sum(d[name] for d in stats["by_domain"].values())
+        table.add_column(name, justify="right", footer=f"{total:,}")
+    for domain, counts in stats["by_domain"].items():
+        table.add_row(domain, *(f"{counts[k]:,}" for k in ("input", "kept", "chars_in",
+                                                           "chars_kept")))
+    return table
+
+
+def accounting_line(stats: dict[str, Any]) -> str:
+    dropped = sum(stats["dropped"].values())
+    reasons = ", ".join(f"{k} {v:,}" for k, v in stats["dropped"].items()) or "none"
+    ok = stats["input_records"] == stats["quarantined"] + stats["kept"] + dropped
+    mark = "[green]holds[/green]" if ok else "[red]DOES NOT HOLD[/red]"
+    return (
+        f"input_records {stats['input_records']:,} = quarantined {stats['quarantined']:,}"
+        f" + kept {stats['kept']:,} + dropped {dropped:,} ({reasons}): {mark}"
+    )
+
+
+def timings_table(stats: dict[str, Any]) -> Table:
+    table = Table(title="wall time per phase")
+    table.add_column("phase")
+    table.add_column("seconds", justify="right")
+    for name, sec in stats.get("wall_time_s", {}).items():
+        table.add_row(name, f"{sec:.2f}")
+    return table
+
+
+def outputs_table(manifest: dict[str, Any]) -> Table:
+    table = Table(title="outputs")
+    for name in ("kind", "files", "rows", "bytes"):
+        table.add_column(name, justify="left" if name == "kind" else "right")
+    for kind in ("data", "scored"):
+        files = manifest["outputs"][kind]
+        table.add_row(kind, str(len(files)), f"{sum(f['rows'] for f in files):,}",
+                      f"{sum(f['bytes'] for f in files):,}")
+    table.add_row("rejects", str(len(manifest["outputs"]["rejects"])), "", "")
+    return table
+
+
+def inputs_table(manifest: dict[str, Any]) -> Table:
+    table = Table(title="inputs")
+    for name in ("uri", "format", "splits", "records", "quarantined", "status"):
+        table.add_column(name, justify="left" if name in ("uri", "format", "status") else "right")
+    for entry in manifest["inputs"]:
+        table.add_row(entry["uri"], entry["format"], str(entry["splits"]),
+                      f"{entry['records']:,}", f"{entry['quarantined']:,}", entry["status"])
+    return table

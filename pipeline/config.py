@@ -1,0 +1,196 @@
+"""One pydantic model for the whole job: YAML files and CLI flags both land here.
+
+Every section forbids unknown keys, so a typo fails before any work starts with a message that
+names the dotted key. CLI flags are dotted overrides of the same model (``--set a.b=c``), which
+keeps one source of truth for defaults, types and validation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ByteSize,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+
+STAGE_NAMES = ("exact_dedupe",)
+
+
+class ConfigError(ValueError):
+    """A configuration problem, raised before any work starts."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class FieldMap(_Section):
+    """Where the document model's columns come from in the source records."""
+
+    text: str = "text"
+    id: str = "id"
+    domain: str = Field("domain", description="A field or a dotted path such as metadata.domain.")
+    domain_from_path: str | None = Field(
+        None, description="Regex over the file path; its first group (or whole match) is the domain"
+    )
+
+    @field_validator("domain_from_path")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression: {exc}") from exc
+        return value
+
+
+class InputConfig(_Section):
+    paths: list[str] = Field(default_factory=lambda: ["demo://stdlib"], min_length=1)
+    format: Literal["auto", "jsonl", "parquet", "hf"] = "auto"
+    fields: FieldMap = Field(default_factory=FieldMap)
+    split_bytes: ByteSize = Field(ByteSize(64_000_000), gt=0)
+    max_doc_bytes: ByteSize = Field(ByteSize(1_000_000), gt=0)
+
+
+class OutputConfig(_Section):
+    path: str = "out/default"
+    shard_bytes: ByteSize = Field(ByteSize(256_000_000), gt=0)
+    compression: Literal["zstd", "snappy", "lz4", "gzip", "none"] = "zstd"
+    work_dir: str | None = Field(None, description="Scratch space; default OUTPUT/_work.")
+
+
+class S3Config(_Section):
+    endpoint_url: str | None = None
+    region: str | None = None
+    access_key_id: SecretStr | None = None
+    secret_access_key: SecretStr | None = None
+    session_token: SecretStr | None = None
+    anon: bool = False
+
+
+class StorageConfig(_Section):
+    s3: S3Config = Field(default_factory=S3Config)
+
+
+class ExecutorConfig(_Section):
+    kind: Literal["ray", "local"] = "ray"
+    ray_address: str | None = None
+    num_workers: int | None = Field(None, ge=1)
+
+
+class ExactDedupeConfig(_Section):
+    enabled: bool = True
+    partitions: int | None = Field(None, ge=1, description="Shuffle partitions; default by size.")
+
+
+class StagesConfig(_Section):
+    exact_dedupe: ExactDedupeConfig = Field(default_factory=ExactDedupeConfig)
+
+    def enabled(self) -> list[str]:
+        return [name for name in STAGE_NAMES if getattr(self, name).enabled]
+
+
+class PipelineConfig(_Section):
+    input: InputConfig = Field(default_factory=InputConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
+    stages: StagesConfig = Field(default_factory=StagesConfig)
+
+    def public_dict(self) -> dict[str, Any]:
+        """The resolved config with secrets masked: safe to log and to store in the manifest."""
+        return json.loads(self.model_dump_json())
+
+    def sha256(self) -> str:
+        """Hash of what determines the output bytes (not where or how the job runs)."""
+        data = self.public_dict()
+        data.pop("executor")
+        data["storage"] = {}
+        data["output"].pop("work_dir")
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def _format_error(exc: ValidationError, origin: str) -> str:
+    lines = [f"invalid configuration ({origin}):"]
+    for err in exc.errors():
+        key = ".".join(str(part) for part in err["loc"]) or "<root>"
+        if err["type"] == "extra_forbidden":
+            lines.append(f"  {key}: unknown key")
+        else:
+            lines.append(f"  {key}: {err['msg']}")
+    return "\n".join(lines)
+
+
+def _parse_scalar(raw: str) -> Any:
+    """CLI values are YAML scalars: `--set a=3`, `a=true` and `a=[x, y]` mean what they say."""
+    try:
+        return yaml.safe_load(raw)
+    except yaml.YAMLError:
+        return raw
+
+
+def apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Set dotted keys (``output.path``) in a nested dict, creating sections as needed."""
+    for dotted, value in overrides.items():
+        node = data
+        parts = dotted.split(".")
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"invalid override {dotted}: {part} is not a section")
+            node = child
+        node[parts[-1]] = _parse_scalar(value) if isinstance(value, str) else value
+    return data
+
+
+def load_config(
+    source: str | Path | dict[str, Any] | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> PipelineConfig:
+    """Build the config from a YAML path or dict plus dotted overrides; errors name the key."""
+    origin = "defaults"
+    data: dict[str, Any] = {}
+    if isinstance(source, dict):
+        data, origin = dict(source), "dict"
+    elif source is not None:
+        path = Path(source)
+        origin = str(path)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping of sections")
+        data = loaded or {}
+    data = json.loads(json.dumps(data))  # deep copy, so overrides never touch the caller's dict
+    if overrides:
+        data = apply_overrides(data, overrides)
+    try:
+        return PipelineConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_error(exc, origin)) from None
+
+
+def parse_set_options(items: list[str]) -> dict[str, str]:
+    """``["a.b=1", "c=x"]`` -> ``{"a.b": "1", "c": "x"}``, rejecting items without ``=``."""
+    result: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
+        result[key.strip()] = value
+    return result

@@ -1,0 +1,90 @@
+"""The document model: pyarrow tables with id, text, domain, source, plus score columns.
+
+Stages add columns and never drop rows. Rows that must not be kept carry a `drop_reason`;
+the reasons have a fixed priority (the first that applies is the one recorded), so a row that
+is both empty and a duplicate is counted once, as `empty`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+# Priority order of drop reasons; reading-time reasons first, then stage/selection reasons.
+DROP_REASONS = (
+    "empty",
+    "too_long",
+    "exact_duplicate",
+    "near_duplicate",
+    "preselect",
+    "color_filter",
+)
+LOCAL_REASONS = ("empty", "too_long")
+
+BASE_SCHEMA = pa.schema(
+    [
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("text", pa.string(), nullable=False),
+        pa.field("domain", pa.string(), nullable=False),
+        pa.field("source", pa.string(), nullable=False),
+    ]
+)
+UNKNOWN_DOMAIN = "unknown"
+
+
+def make_table(
+    ids: list[str], texts: list[str], domains: list[str], sources: list[str]
+) -> pa.Table:
+    return pa.Table.from_arrays(
+        [
+            pa.array(ids, pa.string()),
+            pa.array(texts, pa.string()),
+            pa.array(domains, pa.string()),
+            pa.array(sources, pa.string()),
+        ],
+        schema=BASE_SCHEMA,
+    )
+
+
+def from_records(records: Iterable[Mapping[str, Any]], source: str = "memory") -> pa.Table:
+    """Build a document table from dicts (the importable API's convenience entry point)."""
+    ids, texts, domains, sources = [], [], [], []
+    for row, rec in enumerate(records):
+        if not isinstance(rec.get("text"), str):
+            raise TypeError(f"record {row}: 'text' must be a string, got {type(rec.get('text'))}")
+        ids.append(str(rec["id"]) if rec.get("id") is not None else f"{source}:{row}")
+        texts.append(rec["text"])
+        domains.append(str(rec.get("domain") or UNKNOWN_DOMAIN))
+        sources.append(str(rec.get("source") or source))
+    return make_table(ids, texts, domains, sources)
+
+
+def as_table(data: pa.Table | Iterable[Mapping[str, Any]]) -> pa.Table:
+    return data if isinstance(data, pa.Table) else from_records(data)
+
+
+def add_local_reasons(table: pa.Table, max_doc_bytes: int) -> pa.Table:
+    """Add `n_chars`, `n_bytes` and `drop_reason` (`empty` / `too_long` / null)."""
+    text = table.column("text")
+    n_bytes = pc.binary_length(text)
+    n_chars = pc.utf8_length(text)
+    empty = pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(text)), 0)
+    too_long = pc.greater(n_bytes, max_doc_bytes)
+    none = pa.scalar(None, pa.string())
+    reason = pc.if_else(empty, "empty", pc.if_else(too_long, "too_long", none))
+    table = table.append_column("n_chars", pc.cast(n_chars, pa.int64()))
+    table = table.append_column("n_bytes", pc.cast(n_bytes, pa.int64()))
+    return table.append_column("drop_reason", pc.cast(reason, pa.string()))
+
+
+def active_mask(table: pa.Table) -> pa.ChunkedArray:
+    """Rows still in play (no drop reason yet): the rows a costly stage should score."""
+    return pc.is_null(table.column("drop_reason"))
+
+
+def first_reason(*candidates: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """Combine reason columns in priority order: the first non-null wins per row."""
+    return pc.coalesce(*candidates)

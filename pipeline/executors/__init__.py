@@ -1,0 +1,18 @@
+"""Executors run the same stage functions in-process (`local`) or on Ray (`ray`)."""
+
+from __future__ import annotations
+
+from pipeline.config import ExecutorConfig
+from pipeline.executors.base import Executor
+from pipeline.executors.local import LocalExecutor
+
+
+def make_executor(config: ExecutorConfig) -> Executor:
+    if config.kind == "local":
+        return LocalExecutor()
+    from pipeline.executors.ray_executor import RayExecutor
+
+    return RayExecutor(address=config.ray_address, num_workers=config.num_workers)
+
+
+__all__ = ["Executor", "LocalExecutor", "make_executor"]

@@ -1,0 +1,153 @@
+"""Filesystems behind URIs (local paths and s3://), and writes that are all-or-nothing.
+
+Everything that touches bytes goes through fsspec here, so readers, writers and the run state
+never care whether a path is local or on S3. A write lands under its final name only when it is
+complete: locally a temporary file is renamed into place, on S3 the object appears when its
+(single or multipart) upload completes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import Iterator
+from typing import IO, Any
+
+import fsspec
+
+from pipeline.config import S3Config
+
+
+def is_remote(uri: str) -> bool:
+    return "://" in uri and not uri.startswith("file://")
+
+
+def s3_options(s3: S3Config) -> dict[str, Any]:
+    """fsspec/s3fs keyword arguments; secrets are unwrapped here and nowhere else."""
+    opts: dict[str, Any] = {"anon": s3.anon}
+    client: dict[str, Any] = {}
+    if s3.endpoint_url:
+        client["endpoint_url"] = s3.endpoint_url
+    if s3.region:
+        client["region_name"] = s3.region
+    if client:
+        opts["client_kwargs"] = client
+    if s3.access_key_id:
+        opts["key"] = s3.access_key_id.get_secret_value()
+    if s3.secret_access_key:
+        opts["secret"] = s3.secret_access_key.get_secret_value()
+    if s3.session_token:
+        opts["token"] = s3.session_token.get_secret_value()
+    opts["config_kwargs"] = {"retries": {"max_attempts": 8, "mode": "adaptive"}}
+    return opts
+
+
+class Storage:
+    """A filesystem plus the S3 options to rebuild it in another process (it is pickled to Ray)."""
+
+    def __init__(self, s3: S3Config | None = None) -> None:
+        self.s3 = s3 or S3Config()
+        self._fs: dict[str, fsspec.AbstractFileSystem] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"s3": self.s3}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["s3"])
+
+    def fs(self, uri: str) -> fsspec.AbstractFileSystem:
+        protocol = uri.split("://", 1)[0] if is_remote(uri) else "file"
+        if protocol not in self._fs:
+            if protocol in ("s3", "s3a"):
+                self._fs[protocol] = fsspec.filesystem("s3", **s3_options(self.s3))
+            else:
+                self._fs[protocol] = fsspec.filesystem(protocol)
+        return self._fs[protocol]
+
+    # -- queries -------------------------------------------------------------------------------
+    def exists(self, uri: str) -> bool:
+        return self.fs(uri).exists(uri)
+
+    def isdir(self, uri: str) -> bool:
+        return self.fs(uri).isdir(uri)
+
+    def info(self, uri: str) -> dict[str, Any]:
+        return self.fs(uri).info(uri)
+
+    def size(self, uri: str) -> int:
+        return int(self.info(uri)["size"])
+
+    def glob(self, pattern: str) -> list[str]:
+        fs = self.fs(pattern)
+        found = fs.glob(pattern)
+        return sorted(self._with_protocol(pattern, p) for p in found)
+
+    def find(self, uri: str) -> list[str]:
+        """All files under a folder, recursively, sorted."""
+        fs = self.fs(uri)
+        return sorted(self._with_protocol(uri, p) for p in fs.find(uri))
+
+    @staticmethod
+    def _with_protocol(like: str, path: str) -> str:
+        if is_remote(like) and "://" not in path:
+            return f"{like.split('://', 1)[0]}://{path}"
+        return path
+
+    # -- reads ---------------------------------------------------------------------------------
+    def open(self, uri: str, mode: str = "rb", **kwargs: Any) -> IO[Any]:
+        return self.fs(uri).open(uri, mode, **kwargs)
+
+    def read_bytes(self, uri: str, start: int | None = None, end: int | None = None) -> bytes:
+        return self.fs(uri).cat_file(uri, start=start, end=end)
+
+    def read_text(self, uri: str) -> str:
+        return self.read_bytes(uri).decode("utf-8")
+
+    # -- writes --------------------------------------------------------------------------------
+    def makedirs(self, uri: str) -> None:
+        if not is_remote(uri):
+            os.makedirs(uri, exist_ok=True)
+
+    @contextlib.contextmanager
+    def atomic_write(self, uri: str) -> Iterator[IO[bytes]]:
+        """Yield a binary file that appears under `uri` only if the block completes."""
+        if is_remote(uri):
+            handle = self.fs(uri).open(uri, "wb")
+            try:
+                yield handle
+            except BaseException:
+                handle.discard()  # abort the upload: no partial object under the final name
+                handle.closed = True
+                raise
+            handle.close()
+            return
+        parent = os.path.dirname(uri) or "."
+        os.makedirs(parent, exist_ok=True)
+        tmp = os.path.join(parent, f".{os.path.basename(uri)}.{uuid.uuid4().hex}.tmp")
+        try:
+            with open(tmp, "wb") as handle:
+                yield handle
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, uri)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+
+    def write_bytes(self, uri: str, data: bytes) -> None:
+        with self.atomic_write(uri) as handle:
+            handle.write(data)
+
+    def delete(self, uri: str, recursive: bool = False) -> None:
+        fs = self.fs(uri)
+        if fs.exists(uri):
+            fs.rm(uri, recursive=recursive)
+
+
+def join(base: str, *parts: str) -> str:
+    """Join URI parts with '/', for local paths and s3:// alike."""
+    out = base.rstrip("/")
+    for part in parts:
+        out = f"{out}/{part.strip('/')}"
+    return out

@@ -1,0 +1,70 @@
+"""Where every file of a run lives. One place, so runner, select, inspect and tests agree.
+
+OUT/
+  data/part-PPPPP-SSS.parquet   kept documents (zstd), PPPPP = input split, SSS = shard
+  scored/part-PPPPP.parquet     every scored row: ids, score columns, drop_reason (no text)
+  rejects/part-PPPPP.jsonl      quarantined records with source, position and error
+  stats.json, manifest.json     accounting and provenance, written last
+  _work/                        resumable intermediate state, removed when the run completes
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pipeline.io.storage import join
+
+OUTPUT_ENTRIES = ("data", "scored", "rejects", "stats.json", "manifest.json", "_work", "plots")
+
+
+@dataclass(frozen=True)
+class Layout:
+    root: str
+    work: str
+
+    @classmethod
+    def for_output(cls, root: str, work_dir: str | None = None) -> Layout:
+        root = root.rstrip("/")
+        return cls(root, (work_dir or join(root, "_work")).rstrip("/"))
+
+    def path(self, rel: str) -> str:
+        return join(self.root, rel)
+
+    @property
+    def plan(self) -> str:
+        return join(self.work, "plan.json")
+
+    @property
+    def stats(self) -> str:
+        return join(self.root, "stats.json")
+
+    @property
+    def manifest(self) -> str:
+        return join(self.root, "manifest.json")
+
+    def stage(self, part: int) -> str:
+        return join(self.work, "stage", f"part-{part:05d}.arrow")
+
+    def map_done(self, part: int) -> str:
+        return join(self.work, "done", f"map-{part:05d}.json")
+
+    def final_done(self, part: int) -> str:
+        return join(self.work, "done", f"final-{part:05d}.json")
+
+    def shuffle_map(self, step: str, part: int) -> str:
+        return join(self.work, step, f"map-{part:05d}.arrow")
+
+    def shuffle_reduce(self, step: str, bucket: int) -> str:
+        return join(self.work, step, f"reduce-{bucket:03d}.arrow")
+
+    @staticmethod
+    def scored_rel(part: int) -> str:
+        return f"scored/part-{part:05d}.parquet"
+
+    @staticmethod
+    def data_rel(part: int, shard: int) -> str:
+        return f"data/part-{part:05d}-{shard:03d}.parquet"
+
+    @staticmethod
+    def rejects_rel(part: int) -> str:
+        return f"rejects/part-{part:05d}.jsonl"

@@ -1,0 +1,85 @@
+"""Phase 2, global: exact-duplicate clustering as a shuffle through files.
+
+map (per part): bucket the in-play keys of a staged part -> one Arrow file, a batch per bucket.
+reduce (per bucket): read that bucket's batch from every map file -> duplicates -> one Arrow
+file, a batch per part. Finalize then reads its part's batch from every reduce file. Nothing
+ever holds all hashes at once, files make every step resumable, and the result does not depend
+on the number of buckets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+
+import pyarrow as pa
+
+from pipeline.executors import Executor
+from pipeline.io.storage import Storage
+from pipeline.io.writers import read_ipc, read_ipc_batch, write_ipc
+from pipeline.layout import Layout
+from pipeline.stages.exact_dedupe import (
+    DUP_SCHEMA,
+    HASH_COLUMN,
+    KEY_SCHEMA,
+    REP_COLUMN,
+    bucket_keys,
+    duplicates_in_bucket,
+)
+
+STEP = "exact"
+
+
+@dataclass(frozen=True)
+class ShuffleTask:
+    layout: Layout
+    storage: Storage
+    parts: int
+    buckets: int
+
+
+def _map(task: ShuffleTask, part: int) -> None:
+    out = task.layout.shuffle_map(STEP, part)
+    if task.storage.exists(out):
+        return
+    table = read_ipc(task.storage, task.layout.stage(part))
+    table = table.select(["id", "drop_reason", HASH_COLUMN])
+    write_ipc(task.storage, out, bucket_keys(table, part, task.buckets), KEY_SCHEMA)
+
+
+def _reduce(task: ShuffleTask, bucket: int) -> None:
+    out = task.layout.shuffle_reduce(STEP, bucket)
+    if task.storage.exists(out):
+        return
+    keys = pa.concat_tables(
+        [read_ipc_batch(task.storage, task.layout.shuffle_map(STEP, p), bucket)
+         for p in range(task.parts)]
+    )
+    dups = duplicates_in_bucket(keys)
+    parts = dups.column("part").to_numpy()
+    per_part = []
+    for p in range(task.parts):
+        lo, hi = parts.searchsorted(p, "left"), parts.searchsorted(p, "right")
+        per_part.append(dups.slice(lo, hi - lo))
+    write_ipc(task.storage, out, per_part, DUP_SCHEMA)
+
+
+def run_exact_dedupe(
+    executor: Executor, layout: Layout, storage: Storage, parts: int, buckets: int, progress=None
+) -> None:
+    task = ShuffleTask(layout, storage, parts, buckets)
+    executor.map(partial(_map, task), list(range(parts)), progress=progress)
+    executor.map(partial(_reduce, task), list(range(buckets)), progress=progress)
+
+
+def attach_exact_rep(table: pa.Table, layout: Layout, storage: Storage, part: int,
+                     buckets: int) -> pa.Table:
+    """Add `exact_rep` (the kept copy's id) to a staged part; null for representatives."""
+    dups = pa.concat_tables(
+        [read_ipc_batch(storage, layout.shuffle_reduce(STEP, b), part) for b in range(buckets)]
+    )
+    reps: list[str | None] = [None] * table.num_rows
+    rows, rep_ids = dups.column("row").to_pylist(), dups.column(REP_COLUMN).to_pylist()
+    for row, rep in zip(rows, rep_ids, strict=True):
+        reps[row] = rep
+    return table.append_column(REP_COLUMN, pa.array(reps, pa.string()))

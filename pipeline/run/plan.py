@@ -1,0 +1,160 @@
+"""Before any work: validate what the config points at, then plan (or re-load) the splits.
+
+Everything that can be wrong with a job — a missing input, an unreachable bucket, an output
+inside an input, an output folder holding something else — is found here, before a worker
+starts, with a message that names the key or path.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+from pipeline.config import ConfigError, PipelineConfig
+from pipeline.io.readers import (
+    InputError,
+    Split,
+    check_inputs_reachable,
+    expand_inputs,
+    plan_splits,
+)
+from pipeline.io.storage import Storage, is_remote
+from pipeline.io.writers import read_json, write_json
+from pipeline.layout import OUTPUT_ENTRIES, Layout
+
+PLAN_VERSION = 1
+
+
+def resolve_demo(path: str) -> str:
+    """`demo://stdlib[?max_bytes=N]` -> the cached demo corpus folder (built on first use)."""
+    from pipeline.demo.corpus import build_demo_corpus, default_cache_dir, demo_corpus_path
+
+    parsed = urlparse(path)
+    if parsed.netloc != "stdlib":
+        raise ConfigError(f"input.paths: unknown demo corpus {path!r} (use demo://stdlib)")
+    query = parse_qs(parsed.query)
+    unknown = set(query) - {"max_bytes"}
+    if unknown:
+        raise ConfigError(f"input.paths: {path!r} has unknown parameter(s) {sorted(unknown)}")
+    max_bytes = int(query["max_bytes"][0]) if "max_bytes" in query else None
+    dest = default_cache_dir() / demo_corpus_path(max_bytes)
+    build_demo_corpus(dest, max_bytes=max_bytes)
+    return str(dest)
+
+
+def resolve_paths(paths: list[str]) -> list[str]:
+    return [resolve_demo(p) if p.startswith("demo://") else p for p in paths]
+
+
+def _inside(child: str, parent: str) -> bool:
+    if is_remote(child) != is_remote(parent):
+        return False
+    if not is_remote(child):
+        child, parent = os.path.abspath(child), os.path.abspath(parent)
+    parent = parent.rstrip("/")
+    return child == parent or child.startswith(parent + "/")
+
+
+def check_output(config: PipelineConfig, inputs: list[str], storage: Storage) -> None:
+    out = config.output.path
+    for path in inputs:
+        base = path.split("*", 1)[0].rstrip("/") if "*" in path else path
+        if _inside(out, base) or _inside(base, out):
+            raise ConfigError(f"output.path {out} overlaps input {path}: they must be separate")
+    if not is_remote(out) and os.path.isfile(out):
+        raise ConfigError(f"output.path {out} is a file, expected a folder")
+    if not is_remote(out) and os.path.isdir(out):
+        foreign = sorted(set(os.listdir(out)) - set(OUTPUT_ENTRIES))
+        if foreign:
+            raise ConfigError(
+                f"output.path {out} holds files siftline did not write ({', '.join(foreign[:5])});"
+                " choose an empty or new folder"
+            )
+    if is_remote(out):
+        bucket = out.split("://", 1)[1].split("/", 1)[0]
+        try:
+            storage.fs(out).ls(bucket, detail=False)
+        except FileNotFoundError:
+            raise ConfigError(f"output.path {out}: bucket {bucket!r} does not exist") from None
+        except PermissionError:
+            raise ConfigError(f"output.path {out}: access to bucket {bucket!r} denied") from None
+        except OSError as exc:
+            raise ConfigError(f"output.path {out}: cannot reach bucket {bucket!r}: {exc}") from None
+
+
+def preflight(config: PipelineConfig, storage: Storage) -> list[str]:
+    """Check inputs and output; return the input paths with demo corpora resolved."""
+    try:
+        check_inputs_reachable(config.input.paths, storage)
+        paths = resolve_paths(config.input.paths)
+        check_output(config, paths, storage)
+    except InputError as exc:
+        raise ConfigError(str(exc)) from None
+    return paths
+
+
+def make_plan(config: PipelineConfig, paths: list[str], storage: Storage) -> dict[str, Any]:
+    try:
+        files = expand_inputs(paths, storage)
+        splits = plan_splits(config.input, storage, files)
+        _check_columns(splits, config, storage)
+    except (InputError, KeyError) as exc:
+        raise ConfigError(str(exc).strip("'\"")) from None
+    partitions = config.stages.exact_dedupe.partitions or max(1, min(64, len(splits)))
+    return {
+        "version": PLAN_VERSION,
+        "config_sha256": config.sha256(),
+        "buckets": partitions,
+        "splits": [s.to_dict() for s in splits],
+    }
+
+
+def _check_columns(splits: list[Split], config: PipelineConfig, storage: Storage) -> None:
+    """Columnar inputs must have the text column: say so now, not inside a worker."""
+    from pipeline.io.columnar import columnar_schema, wanted_columns
+
+    seen: set[str] = set()
+    for split in splits:
+        if split.uri in seen or split.format == "jsonl":
+            continue
+        seen.add(split.uri)
+        schema = columnar_schema(split.uri, split.format, storage)
+        wanted_columns(schema, config.input.fields, split.uri)
+
+
+def load_splits(plan: dict[str, Any]) -> list[Split]:
+    return [Split(**s) for s in plan["splits"]]
+
+
+def plan_or_resume(
+    config: PipelineConfig, paths: list[str], layout: Layout, storage: Storage
+) -> dict[str, Any]:
+    """A fresh plan, or the saved one when resuming the same config over unchanged inputs."""
+    plan = make_plan(config, paths, storage)
+    if storage.exists(layout.plan):
+        saved = read_json(storage, layout.plan)
+        if saved.get("config_sha256") != plan["config_sha256"]:
+            raise ConfigError(
+                f"{layout.root} holds an unfinished run of a different config;"
+                " rerun with --overwrite to start over"
+            )
+        if saved["splits"] != plan["splits"]:
+            raise ConfigError(
+                f"the inputs changed since the unfinished run in {layout.root} started;"
+                " rerun with --overwrite to start over"
+            )
+        return saved
+    write_json(storage, layout.plan, plan)
+    return plan
+
+
+def clear_output(layout: Layout, storage: Storage) -> None:
+    """--overwrite: remove what siftline wrote (and only that)."""
+    for entry in OUTPUT_ENTRIES:
+        storage.delete(layout.path(entry), recursive=True)
+    if layout.work != layout.path("_work"):
+        storage.delete(layout.work, recursive=True)
+    if not is_remote(layout.root):
+        Path(layout.root).mkdir(parents=True, exist_ok=True)

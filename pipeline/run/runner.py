@@ -1,0 +1,142 @@
+"""`run(config)`: the whole job as a readable sequence of timed, resumable phases.
+
+  preflight -> plan (or resume) -> score splits -> exact-dedupe shuffle -> finalize parts
+  -> stats.json + manifest.json -> remove _work
+
+Each phase skips work whose completion record exists, so a killed run restarted with the same
+command finishes with the same bytes as one that was never interrupted.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+from pipeline.config import ConfigError, PipelineConfig
+from pipeline.executors import Executor, make_executor
+from pipeline.io.storage import Storage
+from pipeline.io.writers import read_ipc, read_json, write_json
+from pipeline.layout import Layout
+from pipeline.run.dedupe import attach_exact_rep, run_exact_dedupe
+from pipeline.run.finalize import finalize_table, save_record
+from pipeline.run.plan import clear_output, load_splits, plan_or_resume, preflight
+from pipeline.run.report import build_manifest, build_stats
+from pipeline.run.score import SplitScorer, score_split
+
+
+class Reporter:
+    """Progress hooks; the CLI draws bars, the library stays silent."""
+
+    def phase(self, name: str, total: int) -> None: ...
+
+    def advance(self, done: int, total: int) -> None: ...
+
+    def message(self, text: str) -> None: ...
+
+
+@dataclass
+class RunResult:
+    output: str
+    status: str  # "complete" | "already_complete"
+    stats: dict[str, Any]
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+
+def run(config: PipelineConfig, *, overwrite: bool = False,
+        reporter: Reporter | None = None) -> RunResult:
+    """Run the configured job end to end (or resume it); see the module docstring."""
+    reporter = reporter or Reporter()
+    storage = Storage(config.storage.s3)
+    layout = Layout.for_output(config.output.path, config.output.work_dir)
+    paths = preflight(config, storage)
+    if overwrite:
+        clear_output(layout, storage)
+    elif storage.exists(layout.manifest):
+        manifest = read_json(storage, layout.manifest)
+        if manifest.get("status") == "complete":
+            if manifest.get("config_sha256") != config.sha256():
+                raise ConfigError(f"{layout.root} holds a finished run of a different config;"
+                                  " rerun with --overwrite to replace it")
+            reporter.message(f"{layout.root} is complete; nothing to do (use --overwrite)")
+            return RunResult(layout.root, "already_complete",
+                             read_json(storage, layout.stats), manifest)
+    plan = plan_or_resume(config, paths, layout, storage)
+    timings: dict[str, float] = {}
+    with make_executor(config.executor) as executor:
+        job = _Job(config, layout, storage, plan, executor, reporter, timings)
+        map_records = job.score()
+        if "exact_dedupe" in config.stages.enabled():
+            job.exact_dedupe()
+        final_records = job.finalize()
+    stats = build_stats(map_records, final_records, timings)
+    manifest = build_manifest(config, plan, map_records, final_records, "complete")
+    write_json(storage, layout.stats, stats)
+    write_json(storage, layout.manifest, manifest)
+    storage.delete(layout.work, recursive=True)
+    return RunResult(layout.root, "complete", stats, manifest)
+
+
+@dataclass
+class _Job:
+    config: PipelineConfig
+    layout: Layout
+    storage: Storage
+    plan: dict[str, Any]
+    executor: Executor
+    reporter: Reporter
+    timings: dict[str, float]
+
+    @contextmanager
+    def _timed(self, name: str, total: int) -> Iterator[Callable[[int, int], None]]:
+        self.reporter.phase(name, total)
+        start = time.perf_counter()
+        yield self.reporter.advance
+        self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
+
+    def score(self) -> list[dict[str, Any]]:
+        splits = load_splits(self.plan)
+        with self._timed("read+score", len(splits)) as progress:
+            setup = partial(SplitScorer.build, self.config, self.layout)
+            return self.executor.map(score_split, splits, setup=setup, progress=progress)
+
+    def exact_dedupe(self) -> None:
+        parts, buckets = len(self.plan["splits"]), self.plan["buckets"]
+        with self._timed("exact_dedupe", parts + buckets) as progress:
+            run_exact_dedupe(self.executor, self.layout, self.storage, parts, buckets,
+                             _offset_progress(progress, parts, buckets))
+
+    def finalize(self) -> list[dict[str, Any]]:
+        parts = list(range(len(self.plan["splits"])))
+        task = partial(_finalize_part, self.config, self.layout, self.storage,
+                       self.plan["buckets"])
+        with self._timed("select+write", len(parts)) as progress:
+            return self.executor.map(task, parts, progress=progress)
+
+
+def _offset_progress(progress: Callable[[int, int], None], parts: int, buckets: int):
+    """Report the two map passes of the shuffle as one bar."""
+    state = {"base": 0}
+
+    def advance(done: int, total: int) -> None:
+        progress(state["base"] + done, parts + buckets)
+        if done == total:
+            state["base"] += total
+
+    return advance
+
+
+def _finalize_part(config: PipelineConfig, layout: Layout, storage: Storage, buckets: int,
+                   part: int) -> dict[str, Any]:
+    done = layout.final_done(part)
+    if storage.exists(done):
+        return read_json(storage, done)
+    table = read_ipc(storage, layout.stage(part))
+    if "exact_dedupe" in config.stages.enabled():
+        table = attach_exact_rep(table, layout, storage, part, buckets)
+    record = finalize_table(table, part, config, layout, storage)
+    save_record(record, layout, storage)
+    return record

@@ -1,0 +1,87 @@
+"""`siftline select OUT`: re-decide drop reasons from `OUT/scored/` without re-scoring.
+
+Scores and dedupe clusters come from the scored parts; the text of the kept rows is re-read
+from the inputs (recorded with their fingerprints in the manifest), the way Dolma mixes
+documents with their attribute files. An input that changed since scoring is an error, never a
+silent mismatch. Each part is rewritten atomically and the whole command is idempotent, so an
+interrupted re-selection is finished by running it again.
+"""
+
+from __future__ import annotations
+
+import time
+from functools import partial
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline.config import ConfigError, PipelineConfig
+from pipeline.executors import make_executor
+from pipeline.io.readers import Split, read_split
+from pipeline.io.storage import Storage
+from pipeline.io.writers import read_json, write_json
+from pipeline.layout import Layout
+from pipeline.run.finalize import finalize_table
+from pipeline.run.report import build_manifest, build_stats
+
+
+def load_finished_manifest(output: str, storage: Storage) -> dict[str, Any]:
+    layout = Layout.for_output(output)
+    if not storage.exists(layout.manifest):
+        raise ConfigError(f"{output}: no manifest.json; is this a siftline output folder?")
+    manifest = read_json(storage, layout.manifest)
+    if manifest.get("status") not in ("complete", "selecting"):
+        raise ConfigError(f"{output}: the run is not complete; finish it with `siftline run`")
+    return manifest
+
+
+def _part_with_text(split: Split, config: PipelineConfig, layout: Layout,
+                    storage: Storage) -> pa.Table:
+    with storage.open(layout.path(layout.scored_rel(split.index))) as handle:
+        scored = pq.read_table(handle)
+    info = storage.info(split.uri)
+    stamp = info.get("ETag") or info.get("mtime") or info.get("LastModified") or ""
+    if f"{int(info.get('size') or 0)}:{stamp}" != split.fingerprint:
+        raise ConfigError(f"input {split.uri} changed since it was scored; run the job again")
+    texts = [batch.table.select(["id", "text"]) for batch in read_split(split, config.input,
+                                                                          storage)]
+    text = pa.concat_tables(texts) if texts else pa.table({"id": pa.array([], pa.string()),
+                                                           "text": pa.array([], pa.string())})
+    if text.column("id") != scored.column("id"):
+        raise ConfigError(f"input {split.uri} no longer matches its scored part; run the job again")
+    return scored.add_column(1, "text", text.column("text").combine_chunks())
+
+
+def _reselect_part(config: PipelineConfig, layout: Layout, storage: Storage,
+                   split: Split) -> dict[str, Any]:
+    table = _part_with_text(split, config, layout, storage)
+    before = {f.rsplit("/", 1)[-1] for f in storage.glob(
+        layout.path(f"data/part-{split.index:05d}-*.parquet"))}
+    record = finalize_table(table, split.index, config, layout, storage)
+    after = {d["path"].rsplit("/", 1)[-1] for d in record["data"]}
+    for stale in sorted(before - after):
+        storage.delete(layout.path(f"data/{stale}"))
+    return record
+
+
+def reselect(output: str, config: PipelineConfig, progress=None) -> dict[str, Any]:
+    """Re-run selection for every part with `config`'s rules; returns the new stats."""
+    storage = Storage(config.storage.s3)
+    layout = Layout.for_output(output)
+    manifest = load_finished_manifest(output, storage)
+    splits = [Split(**s) for s in manifest["splits"]]
+    manifest["status"] = "selecting"
+    write_json(storage, layout.manifest, manifest)
+    plan = {"splits": manifest["splits"], "buckets": manifest["buckets"]}
+    map_records = manifest["split_records"]
+    with make_executor(config.executor) as executor:
+        start = time.perf_counter()
+        task = partial(_reselect_part, config, layout, storage)
+        final_records = executor.map(task, splits, progress=progress)
+        timings = {"select+write": time.perf_counter() - start}
+    stats = build_stats(map_records, final_records, timings)
+    new_manifest = build_manifest(config, plan, map_records, final_records, "complete")
+    write_json(storage, layout.stats, stats)
+    write_json(storage, layout.manifest, new_manifest)
+    return stats

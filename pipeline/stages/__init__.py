@@ -1,0 +1,39 @@
+"""Stages: pure `Table -> Table` callables that add columns and never drop rows.
+
+A stage that holds a model is a class built once per worker (`build_stages` runs inside the
+worker); a stateless stage is a plain class or function. Names here are the public names used
+by `--stages` and the config's `stages:` section.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pyarrow as pa
+
+from pipeline.config import PipelineConfig
+from pipeline.documents import add_local_reasons, make_table
+from pipeline.stages.exact_dedupe import ExactHash
+
+Stage = Callable[[pa.Table], pa.Table]
+
+REGISTRY: dict[str, Callable[[PipelineConfig], Stage]] = {
+    "exact_dedupe": lambda config: ExactHash(),
+}
+
+
+def build_stages(config: PipelineConfig) -> list[Stage]:
+    return [REGISTRY[name](config) for name in config.stages.enabled()]
+
+
+def apply_stages(table: pa.Table, stages: list[Stage], max_doc_bytes: int) -> pa.Table:
+    """Reading-time reasons first, then every stage in order."""
+    table = add_local_reasons(table, max_doc_bytes)
+    for stage in stages:
+        table = stage(table)
+    return table
+
+
+def empty_scored_table(stages: list[Stage], max_doc_bytes: int) -> pa.Table:
+    """The schema a split's scored table has, built by running the stages on zero rows."""
+    return apply_stages(make_table([], [], [], []), stages, max_doc_bytes)
