@@ -19,5 +19,18 @@ def run(config, *, overwrite: bool = False, reporter=None):
     return _run(config, overwrite=overwrite, reporter=reporter)
 
 
-__all__ = ["ConfigError", "PipelineConfig", "load_config", "run"]
+def select(output: str, config=None, overrides: dict | None = None) -> dict:
+    """Re-select a finished run from its scored parts (the API twin of `siftline select`)."""
+    from pipeline.io.storage import Storage
+    from pipeline.selection.reselect import load_finished_manifest, reselect
+
+    if config is None:
+        base = load_finished_manifest(output, Storage())["config"]
+        config = load_config(base | {"storage": {}}, overrides)
+    elif not isinstance(config, PipelineConfig):
+        config = load_config(config, overrides)
+    return reselect(output, config)
+
+
+__all__ = ["ConfigError", "PipelineConfig", "load_config", "run", "select"]
 __version__ = "0.1.0"

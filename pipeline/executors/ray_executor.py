@@ -1,4 +1,4 @@
-"""Ray executor: tasks for stateless work, an actor per worker for work that holds state.
+"""Ray executor: a pool of warm worker actors, one per CPU, shared by every phase of a job.
 
 With no address it starts an embedded single-machine Ray, quietly and bound to 127.0.0.1; with
 one (`auto`, `ray://…`, `host:port`) it joins that cluster. Failures inside a task are re-raised
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,17 +29,19 @@ def _quiet_local_env() -> None:
 
 
 class _Worker:
-    """One per Ray worker process: builds the state once, then serves items."""
+    """One per Ray worker process, kept warm across phases; holds the current phase's state."""
 
-    def __init__(self, setup: Callable[[], Any] | None) -> None:
-        self.state = setup() if setup is not None else None
+    def __init__(self) -> None:
+        self.key: str | None = None
+        self.state: Any = None
 
-    def run(self, fn: Callable[[Any, Any], Any], item: Any) -> Any:
+    def run(self, fn: Callable[..., Any], item: Any, key: str | None,
+            setup: Callable[[], Any] | None) -> Any:
+        if setup is None:
+            return fn(item)
+        if key != self.key:
+            self.key, self.state = key, setup()
         return fn(self.state, item)
-
-
-def _run_task(fn: Callable[[Any], Any], item: Any) -> Any:
-    return fn(item)
 
 
 class RayExecutor(Executor):
@@ -66,9 +69,9 @@ class RayExecutor(Executor):
                          _node_ip_address="127.0.0.1", **kwargs)
             self._owns_ray = True
         self.num_workers = num_workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
-        self._task = ray.remote(num_cpus=1, max_retries=MAX_RETRIES)(_run_task)
-        self._actor_cls = ray.remote(num_cpus=1, max_restarts=MAX_RETRIES,
-                                     max_task_retries=MAX_RETRIES)(_Worker)
+        actor_cls = ray.remote(num_cpus=1, max_restarts=MAX_RETRIES,
+                               max_task_retries=MAX_RETRIES)(_Worker)
+        self._actors = [actor_cls.remote() for _ in range(self.num_workers)]
 
     def map(
         self,
@@ -82,36 +85,25 @@ class RayExecutor(Executor):
             return []
         ray = self._ray
         fn_ref = ray.put(fn)
-        actors = []
-        if setup is not None:
-            actors = [self._actor_cls.remote(setup)
-                      for _ in range(min(self.num_workers, len(items)))]
+        setup_ref = ray.put(setup) if setup is not None else None
+        key = uuid.uuid4().hex
         results: list[Any] = [None] * len(items)
         pending: dict[Any, tuple[int, Any]] = {}
-        free = list(actors)
-        next_item = 0
-        done = 0
-        limit = len(actors) if actors else 2 * self.num_workers
-        try:
-            while done < len(items):
-                while next_item < len(items) and len(pending) < limit:
-                    actor = free.pop() if actors else None
-                    item = items[next_item]
-                    ref = (actor.run.remote(fn_ref, item) if actor is not None
-                           else self._task.remote(fn_ref, item))
-                    pending[ref] = (next_item, actor)
-                    next_item += 1
-                ready, _ = ray.wait(list(pending), num_returns=1)
-                index, actor = pending.pop(ready[0])
-                results[index] = self._get(ready[0])
-                if actor is not None:
-                    free.append(actor)
-                done += 1
-                if progress:
-                    progress(done, len(items))
-        finally:
-            for actor in actors:
-                ray.kill(actor)
+        free = list(self._actors)
+        next_item = done = 0
+        while done < len(items):
+            while next_item < len(items) and free:
+                actor = free.pop()
+                ref = actor.run.remote(fn_ref, items[next_item], key, setup_ref)
+                pending[ref] = (next_item, actor)
+                next_item += 1
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            index, actor = pending.pop(ready[0])
+            free.append(actor)
+            results[index] = self._get(ready[0])
+            done += 1
+            if progress:
+                progress(done, len(items))
         return results
 
     def _get(self, ref: Any) -> Any:
@@ -124,5 +116,8 @@ class RayExecutor(Executor):
             raise
 
     def close(self) -> None:
+        for actor in self._actors:
+            self._ray.kill(actor)
+        self._actors = []
         if self._owns_ray and self._ray.is_initialized():
             self._ray.shutdown()

@@ -123,8 +123,8 @@ def _to_documents(
         errors = [f"text field {fields.text!r} is {text.type}, expected string"] * n
     else:
         text = text.cast(pa.string())
-        _mark(errors, pc.is_null(text), f"missing text field {fields.text!r}")
-        _mark_invalid_utf8(errors, text, fields.text)
+        _mark(errors, pc.is_null(text), f"text field {fields.text!r} is null")
+        _mark_invalid_utf8(errors, text, f"text field {fields.text!r}")
     ids = _id_column(batch, fields.id, errors, source, first_row)
     domains = _domain_column(batch, fields.domain, errors, path_domain)
     bad = [i for i, err in enumerate(errors) if err is not None]
@@ -143,19 +143,20 @@ def _mark(errors: list[str | None], mask: pa.Array, message: str) -> None:
             errors[i] = message
 
 
-def _mark_invalid_utf8(errors: list[str | None], text: pa.Array, key: str) -> None:
+def _mark_invalid_utf8(errors: list[str | None], column: pa.Array, what: str) -> None:
+    """Parquet readers do not validate UTF-8; find the offending rows before they spread."""
     try:
-        text.validate(full=True)
+        column.validate(full=True)
         return
     except pa.ArrowInvalid:
         pass
-    for i, raw in enumerate(text.cast(pa.binary()).to_pylist()):
+    for i, raw in enumerate(column.cast(pa.binary()).to_pylist()):
         if raw is None or errors[i] is not None:
             continue
         try:
             raw.decode("utf-8")
         except UnicodeDecodeError:
-            errors[i] = f"text field {key!r} is not valid UTF-8"
+            errors[i] = f"{what} is not valid UTF-8"
 
 
 def _id_column(
@@ -168,6 +169,8 @@ def _id_column(
     if not (_is_text(column) or pa.types.is_integer(column.type)):
         _mark(errors, pa.array([True] * batch.num_rows), f"id field {key!r} is {column.type}")
         return derived
+    if _is_text(column):
+        _mark_invalid_utf8(errors, column.cast(pa.string()), f"id field {key!r}")
     return pc.coalesce(column.cast(pa.string()), derived)
 
 
@@ -183,4 +186,7 @@ def _domain_column(
     if not _is_text(column):
         _mark(errors, pa.array([True] * n), f"domain field {key!r} is {column.type}")
         return pa.array([UNKNOWN_DOMAIN] * n, pa.string())
-    return pc.coalesce(column.cast(pa.string()), pa.scalar(UNKNOWN_DOMAIN))
+    column = column.cast(pa.string())
+    _mark_invalid_utf8(errors, column, f"domain field {key!r}")
+    empty = pc.equal(pc.binary_length(column), 0)
+    return pc.if_else(pc.fill_null(empty, True), pa.scalar(UNKNOWN_DOMAIN), column)

@@ -93,7 +93,9 @@ def lookup(record: dict[str, Any], dotted: str) -> Any:
     return node
 
 
-def parse_line(raw: bytes, fields: FieldMap) -> tuple[str | None, str, str | None]:
+def parse_line(
+    raw: bytes, fields: FieldMap, read_domain: bool = True
+) -> tuple[str | None, str, str | None]:
     """Decode one line into (id or None, text, domain or None), or raise RecordError."""
     try:
         decoded = raw.decode("utf-8")
@@ -107,12 +109,15 @@ def parse_line(raw: bytes, fields: FieldMap) -> tuple[str | None, str, str | Non
         raise RecordError(f"expected a JSON object, got {type(record).__name__}")
     text = lookup(record, fields.text)
     if text is None:
-        raise RecordError(f"missing text field {fields.text!r}")
+        present = fields.text in record or lookup(record, fields.text.rsplit(".", 1)[0]) is not None
+        problem = "is null" if present and "." not in fields.text else "is missing"
+        raise RecordError(f"text field {fields.text!r} {problem}")
     if not isinstance(text, str):
         raise RecordError(f"text field {fields.text!r} is {type(text).__name__}, expected string")
     if "\\u" in decoded and _has_surrogate(text):
         raise RecordError(f"text field {fields.text!r} contains an unpaired UTF-16 surrogate")
-    return _scalar_id(lookup(record, fields.id), fields.id), text, _domain(record, fields.domain)
+    domain = _domain(record, fields.domain) if read_domain else None
+    return _scalar_id(lookup(record, fields.id), fields.id), text, domain
 
 
 def _has_surrogate(text: str) -> bool:
@@ -128,6 +133,8 @@ def _scalar_id(value: Any, key: str) -> str | None:
         return None
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise RecordError(f"id field {key!r} is {type(value).__name__}, expected string or int")
+    if isinstance(value, str) and _has_surrogate(value):
+        raise RecordError(f"id field {key!r} contains an unpaired UTF-16 surrogate")
     return str(value)
 
 
@@ -139,4 +146,4 @@ def _domain(record: dict[str, Any], key: str) -> str | None:
         raise RecordError(f"domain field {key!r} is {type(value).__name__}, expected string")
     if _has_surrogate(value):
         raise RecordError(f"domain field {key!r} contains an unpaired UTF-16 surrogate")
-    return value
+    return value or None

@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from pipeline.config import InputConfig
 from pipeline.documents import UNKNOWN_DOMAIN, make_table
-from pipeline.io.jsonl import RecordError, Reject, iter_lines, parse_line
+from pipeline.io.jsonl import MAX_LINE_BYTES, RecordError, Reject, iter_lines, parse_line
 from pipeline.io.storage import Storage, is_remote, join
 
 BATCH_BYTES = 16 << 20
@@ -72,10 +72,10 @@ def expand_inputs(paths: list[str], storage: Storage) -> list[str]:
     files: list[str] = []
     for path in paths:
         if any(ch in path for ch in "*?["):
-            matched = storage.glob(path)
+            matched = [m for m in storage.glob(path) if not _hidden(m) and not storage.isdir(m)]
             if not matched:
                 raise InputError(f"input {path}: the pattern matches no file")
-            files.extend(m for m in matched if not storage.isdir(m))
+            files.extend(matched)
         elif storage.isdir(path):
             files.extend(_expand_folder(path, storage))
         elif storage.exists(path):
@@ -93,8 +93,7 @@ def _expand_folder(path: str, storage: Storage) -> list[str]:
             return _hf_arrow_files(path, storage)
     found = []
     for uri in storage.find(path):
-        name = uri.rsplit("/", 1)[-1]
-        if name.startswith((".", "_")):
+        if _hidden(uri):
             continue
         try:
             detect_format(uri)
@@ -104,6 +103,11 @@ def _expand_folder(path: str, storage: Storage) -> list[str]:
     if not found:
         raise InputError(f"input {path}: the folder holds no .jsonl/.parquet/.arrow file")
     return found
+
+
+def _hidden(uri: str) -> bool:
+    """Dotfiles and `_`-prefixed files (markers, temporaries) are never inputs."""
+    return uri.rsplit("/", 1)[-1].startswith((".", "_"))
 
 
 def _hf_arrow_files(path: str, storage: Storage) -> list[str]:
@@ -201,12 +205,13 @@ def _read_jsonl(
         for line_no, (offset, raw) in enumerate(iter_lines(stream, split.start, split.end), 1):
             line = line_no if whole_file else None
             if raw is None:
-                rejects.append(Reject(source, "line longer than 256 MiB", offset, line))
+                limit = f"line longer than {MAX_LINE_BYTES:,} bytes; not parsed"
+                rejects.append(Reject(source, limit, offset, line))
                 continue
             if not raw.strip():
                 continue  # blank lines carry no record
             try:
-                doc_id, text, domain = parse_line(raw, fields)
+                doc_id, text, domain = parse_line(raw, fields, read_domain=path_domain is None)
             except RecordError as exc:
                 preview = raw[:500].decode("utf-8", errors="replace")
                 rejects.append(Reject(source, str(exc), offset, line, raw=preview))

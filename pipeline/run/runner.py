@@ -69,6 +69,8 @@ def run(config: PipelineConfig, *, overwrite: bool = False,
     with make_executor(config.executor) as executor:
         job = _Job(config, layout, storage, plan, executor, reporter, timings)
         map_records = job.score()
+        write_json(storage, layout.manifest,
+                   build_manifest(config, plan, map_records, [], "running"))
         if "exact_dedupe" in config.stages.enabled():
             job.exact_dedupe()
         final_records = job.finalize()

@@ -11,13 +11,16 @@ Three steps, each small enough to read in one go:
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from typing import Any
+
 import numba
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import xxhash
 
-from pipeline.documents import active_mask
+from pipeline.documents import active_mask, as_table
 
 HASH_COLUMN = "exact_hash"
 REP_COLUMN = "exact_rep"
@@ -111,7 +114,8 @@ class ExactHash:
 
     name = "exact_dedupe"
 
-    def __call__(self, table: pa.Table) -> pa.Table:
+    def __call__(self, table: pa.Table | Iterable[Mapping[str, Any]]) -> pa.Table:
+        table = as_table(table)
         return table.append_column(HASH_COLUMN, normalized_hashes(table.column("text")))
 
 

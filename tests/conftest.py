@@ -1,0 +1,55 @@
+"""Shared fixtures. Plain helpers live in ``tests/helpers.py`` (importable as ``helpers``)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from helpers import write_jsonl  # noqa: E402
+
+from pipeline import load_config  # noqa: E402
+from pipeline.run.runner import RunResult  # noqa: E402
+from pipeline.run.runner import run as run_pipeline  # noqa: E402
+
+
+@pytest.fixture
+def make_jsonl() -> Callable[..., Path]:
+    """``make_jsonl(path, records, compression=None)``: see ``helpers.write_jsonl``."""
+    return write_jsonl
+
+
+@pytest.fixture
+def run_job(tmp_path: Path) -> Callable[..., RunResult]:
+    """Run a job in-process: ``run_job(inputs, output=None, *, overwrite=False, **overrides)``.
+
+    ``inputs`` is a path, a list of paths, or a dict of dotted overrides (then it must set
+    ``input.paths`` itself). ``output`` defaults to ``tmp_path/"out"``. Extra keyword overrides
+    use ``__`` for dots (``input__split_bytes=1000``). ``executor.kind`` is ``local`` unless
+    overridden.
+
+    This calls `pipeline.run.runner.run`, the function behind `pipeline.run`: once the
+    `pipeline.run` subpackage is imported, the attribute `pipeline.run` is that package, not the
+    function (see `test_readers.py::test_pipeline_run_stays_callable`).
+    """
+
+    def _run(
+        inputs: Any, output: Any = None, *, overwrite: bool = False, **overrides: Any
+    ) -> RunResult:
+        data: dict[str, Any] = {"executor.kind": "local", "output.path": str(tmp_path / "out")}
+        if isinstance(inputs, dict):
+            data.update(inputs)
+        else:
+            items = inputs if isinstance(inputs, list) else [inputs]
+            data["input.paths"] = [str(p) for p in items]
+        if output is not None:
+            data["output.path"] = str(output)
+        data.update({key.replace("__", "."): value for key, value in overrides.items()})
+        return run_pipeline(load_config(None, data), overwrite=overwrite)
+
+    return _run

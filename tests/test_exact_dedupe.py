@@ -1,0 +1,99 @@
+"""Exact dedupe: the normalisation matches its Python definition, the shuffle is exact."""
+
+from __future__ import annotations
+
+import random
+import unicodedata
+
+import pyarrow as pa
+import pytest
+import xxhash
+
+from pipeline.documents import add_local_reasons, from_records
+from pipeline.stages.exact_dedupe import (
+    ExactHash,
+    bucket_keys,
+    duplicates_in_bucket,
+    normalized_hashes,
+)
+
+WHITESPACE = [" ", "\t", "\n", "\r", "\x0b", "\x0c", "\x1c", "\u00a0", "\u2003", "\u3000",
+              "\u2028", "\u2029", "\u202f", "\u205f", "\u1680", "\u0085"]
+
+
+def reference_hash(text: str) -> bytes:
+    """The definition: NFC, then Python's own whitespace split and single-space join."""
+    return xxhash.xxh3_128_digest(" ".join(unicodedata.normalize("NFC", text).split()).encode())
+
+
+def random_text(rng: random.Random) -> str:
+    pieces = []
+    for _ in range(rng.randint(0, 12)):
+        pieces.append(rng.choice(["a", "bc", "é", "e\u0301", "naïve", "日本", "x"]))
+        pieces.append("".join(rng.choice(WHITESPACE) for _ in range(rng.randint(0, 3))))
+    return "".join(pieces)
+
+
+def test_hash_equals_python_definition_on_random_text() -> None:
+    rng = random.Random(7)
+    texts = [random_text(rng) for _ in range(2000)] + ["", " ", "\u00a0\u3000"]
+    assert normalized_hashes(pa.array(texts)).to_pylist() == [reference_hash(t) for t in texts]
+
+
+def test_hash_handles_chunked_and_sliced_input() -> None:
+    texts = ["a  b", "c", " d ", "e\tf"]
+    chunked = pa.chunked_array([pa.array(texts[:2]), pa.array(texts[2:])])
+    assert normalized_hashes(chunked).to_pylist() == [reference_hash(t) for t in texts]
+    sliced = pa.array(["zz"] + texts).slice(1)
+    assert normalized_hashes(sliced).to_pylist() == [reference_hash(t) for t in texts]
+    assert normalized_hashes(pa.array([], pa.string())).to_pylist() == []
+
+
+def test_normalisation_equates_whitespace_and_unicode_forms() -> None:
+    hashes = normalized_hashes(pa.array(["café  au\nlait", "cafe\u0301 au lait ", "cafe au lait"]))
+    assert hashes[0] == hashes[1]
+    assert hashes[0] != hashes[2]
+
+
+def _scored(records: list[dict]) -> pa.Table:
+    return ExactHash()(add_local_reasons(from_records(records), 1000))
+
+
+@pytest.mark.parametrize("buckets", [1, 3, 16])
+def test_smallest_id_is_kept_whatever_the_bucket_count(buckets: int) -> None:
+    records = [
+        {"id": "b", "text": "same text"},
+        {"id": "a", "text": "same  text"},
+        {"id": "c", "text": "other"},
+        {"id": "d", "text": "same text\n"},
+        {"id": "e", "text": "   "},
+        {"id": "f", "text": " "},
+    ]
+    table = _scored(records)
+    keys = pa.concat_tables(bucket_keys(table, 0, buckets))
+    assert keys.num_rows == 4, "empty rows are already dropped and never reach the shuffle"
+    dups = pa.concat_tables(
+        [duplicates_in_bucket(pa.concat_tables([b])) for b in bucket_keys(table, 0, buckets)]
+    ).sort_by("row")
+    assert dups.to_pylist() == [
+        {"part": 0, "row": 0, "exact_rep": "a"},
+        {"part": 0, "row": 3, "exact_rep": "a"},
+    ]
+
+
+def test_duplicates_across_parts_keep_the_global_smallest_id() -> None:
+    part0 = _scored([{"id": "z", "text": "shared"}, {"id": "y", "text": "only here"}])
+    part1 = _scored([{"id": "m", "text": "shared"}, {"id": "a", "text": "shared "}])
+    keys = pa.concat_tables(bucket_keys(part0, 0, 2) + bucket_keys(part1, 1, 2))
+    dups = duplicates_in_bucket(keys).to_pylist()
+    assert dups == [
+        {"part": 0, "row": 0, "exact_rep": "a"},
+        {"part": 1, "row": 0, "exact_rep": "a"},
+    ]
+
+
+def test_stage_adds_a_column_and_never_drops_rows() -> None:
+    table = add_local_reasons(from_records([{"text": "x"}, {"text": ""}]), 1000)
+    out = ExactHash()(table)
+    assert out.num_rows == table.num_rows
+    assert out.column_names == [*table.column_names, "exact_hash"]
