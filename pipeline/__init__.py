@@ -12,7 +12,7 @@ from pipeline.config import ConfigError, PipelineConfig, load_config
 
 def run(config, *, overwrite: bool = False, reporter=None):
     """Run a job from a `PipelineConfig`, a YAML path or a dict of sections."""
-    from pipeline.run.runner import run as _run
+    from pipeline.job.runner import run as _run
 
     if not isinstance(config, PipelineConfig):
         config = load_config(config)

@@ -119,6 +119,7 @@ class PipelineConfig(_Section):
         data.pop("executor")
         data["storage"] = {}
         data["output"].pop("work_dir")
+        data["output"].pop("path")
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
@@ -151,7 +152,7 @@ def apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str
             if not isinstance(child, dict):
                 raise ConfigError(f"invalid override {dotted}: {part} is not a section")
             node = child
-        node[parts[-1]] = _parse_scalar(value) if isinstance(value, str) else value
+        node[parts[-1]] = value
     return data
 
 
@@ -185,12 +186,12 @@ def load_config(
         raise ConfigError(_format_error(exc, origin)) from None
 
 
-def parse_set_options(items: list[str]) -> dict[str, str]:
-    """``["a.b=1", "c=x"]`` -> ``{"a.b": "1", "c": "x"}``, rejecting items without ``=``."""
-    result: dict[str, str] = {}
+def parse_set_options(items: list[str]) -> dict[str, Any]:
+    """``["a.b=1", "c=x"]`` -> ``{"a.b": 1, "c": "x"}``: values are YAML scalars; `=` required."""
+    result: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
-        result[key.strip()] = value
+        result[key.strip()] = _parse_scalar(value)
     return result

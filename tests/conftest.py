@@ -14,8 +14,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from helpers import write_jsonl  # noqa: E402
 
 from pipeline import load_config  # noqa: E402
-from pipeline.run.runner import RunResult  # noqa: E402
-from pipeline.run.runner import run as run_pipeline  # noqa: E402
+from pipeline.job.runner import RunResult  # noqa: E402
+from pipeline.job.runner import run as run_pipeline  # noqa: E402
 
 
 @pytest.fixture
@@ -32,10 +32,6 @@ def run_job(tmp_path: Path) -> Callable[..., RunResult]:
     ``input.paths`` itself). ``output`` defaults to ``tmp_path/"out"``. Extra keyword overrides
     use ``__`` for dots (``input__split_bytes=1000``). ``executor.kind`` is ``local`` unless
     overridden.
-
-    This calls `pipeline.run.runner.run`, the function behind `pipeline.run`: once the
-    `pipeline.run` subpackage is imported, the attribute `pipeline.run` is that package, not the
-    function (see `test_readers.py::test_pipeline_run_stays_callable`).
     """
 
     def _run(

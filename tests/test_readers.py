@@ -39,15 +39,9 @@ def _records(n: int, prefix: str = "doc") -> list[dict[str, str]]:
 
 
 # -- the top-level API ---------------------------------------------------------------------
-@pytest.mark.xfail(
-    reason="BUG: pipeline/__init__.py defines run(), but pipeline/run/ is a subpackage; importing"
-    " pipeline.run.runner (which run() itself does) rebinds the attribute pipeline.run to the"
-    " package, so a second pipeline.run(config) raises TypeError: 'module' object is not callable",
-    strict=True,
-)
 def test_pipeline_run_stays_callable() -> None:
     import pipeline
-    import pipeline.run.runner  # noqa: F401  (what the first pipeline.run(...) call does)
+    import pipeline.job.runner  # noqa: F401  (what the first pipeline.run(...) call does)
 
     assert callable(pipeline.run)
 

@@ -74,9 +74,9 @@ def run(config: ConfigArg, inputs: InputOpt = None, output: OutputOpt = None,
         quiet: QuietOpt = False, as_json: JsonOpt = False) -> None:
     """Run the job (or resume it, or do nothing if it already finished)."""
     from pipeline.cli.render import RichReporter, accounting_line, stats_table, timings_table
-    from pipeline.run.report import AccountingError
-    from pipeline.run.runner import Reporter
-    from pipeline.run.runner import run as run_job
+    from pipeline.job.report import AccountingError
+    from pipeline.job.runner import Reporter
+    from pipeline.job.runner import run as run_job
 
     try:
         cfg = _load(config, _overrides(inputs, output, executor, ray_address, stages, sets))
@@ -106,7 +106,7 @@ def validate(config: ConfigArg, inputs: InputOpt = None, output: OutputOpt = Non
              stages: StagesOpt = None, sets: SetOpt = None) -> None:
     """Check the config, its inputs and output, and plan the splits, without running."""
     from pipeline.io.storage import Storage
-    from pipeline.run.plan import make_plan, preflight
+    from pipeline.job.plan import make_plan, preflight
 
     try:
         cfg = _load(config, _overrides(inputs, output, executor, ray_address, stages, sets))
@@ -163,17 +163,16 @@ def select(output: Annotated[str, typer.Argument(help="A finished run's output f
     from pipeline.selection.reselect import load_finished_manifest, reselect
 
     try:
-        manifest = load_finished_manifest(output, Storage())
-        base = manifest["config"]
-        if config:
-            base["storage"] = load_config(config).model_dump(mode="python")["storage"]
-        else:  # secrets are masked in the manifest: fall back to the environment's credentials
-            s3 = base["storage"]["s3"]
-            for key in ("access_key_id", "secret_access_key", "session_token"):
-                s3[key] = None
+        # Secrets are masked in the manifest: storage comes from --config or the environment.
+        storage_config = load_config(config).storage if config else None
+        storage = Storage(storage_config.s3) if storage_config else Storage()
+        manifest = load_finished_manifest(output, storage)
+        base = {**manifest["config"], "storage": {}}
         overrides = _overrides(None, None, executor, None, stages, sets)
         overrides["executor.kind"] = executor or manifest.get("executor", {}).get("kind", "ray")
         cfg = load_config(base, overrides)
+        if storage_config is not None:
+            cfg.storage = storage_config
         new_stats = reselect(output, cfg)
     except ConfigError as exc:
         _fail(exc)

@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from pipeline.run.runner import Reporter
+from pipeline.job.runner import Reporter
 
 
 class RichReporter(Reporter):

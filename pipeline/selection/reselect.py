@@ -21,9 +21,9 @@ from pipeline.executors import make_executor
 from pipeline.io.readers import Split, read_split
 from pipeline.io.storage import Storage
 from pipeline.io.writers import read_json, write_json
+from pipeline.job.finalize import finalize_table
+from pipeline.job.report import build_manifest, build_stats
 from pipeline.layout import Layout
-from pipeline.run.finalize import finalize_table
-from pipeline.run.report import build_manifest, build_stats
 
 
 def load_finished_manifest(output: str, storage: Storage) -> dict[str, Any]:
@@ -50,7 +50,8 @@ def _part_with_text(split: Split, config: PipelineConfig, layout: Layout,
                                                            "text": pa.array([], pa.string())})
     if text.column("id") != scored.column("id"):
         raise ConfigError(f"input {split.uri} no longer matches its scored part; run the job again")
-    return scored.add_column(1, "text", text.column("text").combine_chunks())
+    text_field = pa.field("text", pa.string(), nullable=False)
+    return scored.add_column(1, text_field, text.column("text").combine_chunks())
 
 
 def _reselect_part(config: PipelineConfig, layout: Layout, storage: Storage,

@@ -20,12 +20,19 @@ from pipeline.config import ConfigError, PipelineConfig
 from pipeline.executors import Executor, make_executor
 from pipeline.io.storage import Storage
 from pipeline.io.writers import read_ipc, read_json, write_json
+from pipeline.job.dedupe import attach_exact_rep, run_exact_dedupe
+from pipeline.job.finalize import finalize_table, save_record
+from pipeline.job.plan import (
+    clear_output,
+    load_splits,
+    make_plan,
+    plan_or_resume,
+    preflight,
+    remove_temp_files,
+)
+from pipeline.job.report import build_manifest, build_stats
+from pipeline.job.score import SplitScorer, score_split
 from pipeline.layout import Layout
-from pipeline.run.dedupe import attach_exact_rep, run_exact_dedupe
-from pipeline.run.finalize import finalize_table, save_record
-from pipeline.run.plan import clear_output, load_splits, plan_or_resume, preflight
-from pipeline.run.report import build_manifest, build_stats
-from pipeline.run.score import SplitScorer, score_split
 
 
 class Reporter:
@@ -53,6 +60,8 @@ def run(config: PipelineConfig, *, overwrite: bool = False,
     storage = Storage(config.storage.s3)
     layout = Layout.for_output(config.output.path, config.output.work_dir)
     paths = preflight(config, storage)
+    fresh_plan = make_plan(config, paths, storage)  # inputs are checked before anything is cleared
+    remove_temp_files(layout)
     if overwrite:
         clear_output(layout, storage)
     elif storage.exists(layout.manifest):
@@ -61,10 +70,11 @@ def run(config: PipelineConfig, *, overwrite: bool = False,
             if manifest.get("config_sha256") != config.sha256():
                 raise ConfigError(f"{layout.root} holds a finished run of a different config;"
                                   " rerun with --overwrite to replace it")
+            storage.delete(layout.work, recursive=True)  # a kill may have left it behind
             reporter.message(f"{layout.root} is complete; nothing to do (use --overwrite)")
             return RunResult(layout.root, "already_complete",
                              read_json(storage, layout.stats), manifest)
-    plan = plan_or_resume(config, paths, layout, storage)
+    plan = plan_or_resume(fresh_plan, layout, storage)
     timings: dict[str, float] = {}
     with make_executor(config.executor) as executor:
         job = _Job(config, layout, storage, plan, executor, reporter, timings)

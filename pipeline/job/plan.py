@@ -8,6 +8,7 @@ starts, with a message that names the key or path.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -60,13 +61,15 @@ def _inside(child: str, parent: str) -> bool:
 def check_output(config: PipelineConfig, inputs: list[str], storage: Storage) -> None:
     out = config.output.path
     for path in inputs:
-        base = path.split("*", 1)[0].rstrip("/") if "*" in path else path
+        prefix, *wild = re.split(r"[*?\[]", path, maxsplit=1)
+        base = prefix.rsplit("/", 1)[0] if wild else path  # a pattern's folder
         if _inside(out, base) or _inside(base, out):
             raise ConfigError(f"output.path {out} overlaps input {path}: they must be separate")
     if not is_remote(out) and os.path.isfile(out):
         raise ConfigError(f"output.path {out} is a file, expected a folder")
-    if not is_remote(out) and os.path.isdir(out):
-        foreign = sorted(set(os.listdir(out)) - set(OUTPUT_ENTRIES))
+    if storage.isdir(out):
+        names = {entry.rstrip("/").rsplit("/", 1)[-1] for entry in storage.fs(out).ls(out)}
+        foreign = sorted(name for name in names - set(OUTPUT_ENTRIES) if not is_temp_file(name))
         if foreign:
             raise ConfigError(
                 f"output.path {out} holds files siftline did not write ({', '.join(foreign[:5])});"
@@ -82,6 +85,22 @@ def check_output(config: PipelineConfig, inputs: list[str], storage: Storage) ->
             raise ConfigError(f"output.path {out}: access to bucket {bucket!r} denied") from None
         except OSError as exc:
             raise ConfigError(f"output.path {out}: cannot reach bucket {bucket!r}: {exc}") from None
+
+
+def is_temp_file(name: str) -> bool:
+    """Leftovers of a write killed midway (`Storage.atomic_write` names them `.NAME.HEX.tmp`)."""
+    return name.startswith(".") and name.endswith(".tmp")
+
+
+def remove_temp_files(layout: Layout) -> None:
+    """A killed write leaves a temporary file behind (locally; S3 has none): remove them."""
+    if is_remote(layout.root):
+        return
+    for folder in (layout.root, *(layout.path(d) for d in ("data", "scored", "rejects"))):
+        if os.path.isdir(folder):
+            for name in os.listdir(folder):
+                if is_temp_file(name):
+                    os.remove(os.path.join(folder, name))
 
 
 def preflight(config: PipelineConfig, storage: Storage) -> list[str]:
@@ -128,11 +147,8 @@ def load_splits(plan: dict[str, Any]) -> list[Split]:
     return [Split(**s) for s in plan["splits"]]
 
 
-def plan_or_resume(
-    config: PipelineConfig, paths: list[str], layout: Layout, storage: Storage
-) -> dict[str, Any]:
-    """A fresh plan, or the saved one when resuming the same config over unchanged inputs."""
-    plan = make_plan(config, paths, storage)
+def plan_or_resume(plan: dict[str, Any], layout: Layout, storage: Storage) -> dict[str, Any]:
+    """The fresh plan, or the saved one when resuming the same config over unchanged inputs."""
     if storage.exists(layout.plan):
         saved = read_json(storage, layout.plan)
         if saved.get("config_sha256") != plan["config_sha256"]:

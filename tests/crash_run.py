@@ -1,0 +1,91 @@
+"""Child process for tests/test_resume.py: run one siftline job, optionally SIGKILLing itself.
+
+    python crash_run.py CONFIG_JSON [DIE_AT]
+
+CONFIG_JSON is the job's config as a JSON object (relative paths resolve against the working
+directory the test starts this process in). Without DIE_AT the job simply runs; the test then
+kills it from outside when a file it polls for appears.
+
+DIE_AT makes the process kill itself with SIGKILL at one exact point, for windows too short to
+hit by polling. It is WHEN:GLOB:N, GLOB matched (fnmatch, `*` crosses `/`) against the path as
+the pipeline spells it:
+
+    before:GLOB:N   the Nth file write whose path matches GLOB is about to start
+    during:GLOB:N   halfway through that write: half the bytes are in its temp file
+    after:GLOB:N    that file has just landed under its final name
+    delete:GLOB:N   the Nth delete of a matching path is about to start
+
+Nothing here changes what the pipeline writes; it only decides when the process dies.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import signal
+import sys
+
+from pipeline.config import load_config
+from pipeline.io.storage import Storage
+from pipeline.job.runner import run
+
+
+def _die() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def install_kill_point(die_at: str) -> None:
+    when, rest = die_at.split(":", 1)
+    pattern, nth = rest.rsplit(":", 1)
+    seen = 0
+
+    def hit(uri: str) -> bool:
+        nonlocal seen
+        if fnmatch.fnmatch(uri, pattern):
+            seen += 1
+            return seen == int(nth)
+        return False
+
+    if when == "delete":
+        original_delete = Storage.delete
+
+        def delete(self: Storage, uri: str, recursive: bool = False) -> None:
+            if hit(uri):
+                _die()
+            original_delete(self, uri, recursive)
+
+        Storage.delete = delete  # type: ignore[method-assign]
+        return
+    if when not in ("before", "during", "after"):
+        raise SystemExit(f"unknown kill point {die_at!r}")
+    original_write = Storage.write_bytes
+
+    def write_bytes(self: Storage, uri: str, data: bytes) -> None:
+        if not hit(uri):
+            original_write(self, uri, data)
+            return
+        if when == "before":
+            _die()
+        if when == "during":
+            with self.atomic_write(uri) as handle:
+                handle.write(data[: len(data) // 2])
+                handle.flush()
+                _die()
+        original_write(self, uri, data)
+        _die()
+
+    Storage.write_bytes = write_bytes  # type: ignore[method-assign]
+
+
+def main(argv: list[str]) -> int:
+    config = load_config(json.loads(argv[1]))
+    if len(argv) > 2:
+        install_kill_point(argv[2])
+    result = run(config)
+    print(result.status, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
