@@ -11,6 +11,8 @@ Three steps, each small enough to read in one go:
 
 from __future__ import annotations
 
+import functools
+import unicodedata
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -31,28 +33,38 @@ KEY_SCHEMA = pa.schema(
 DUP_SCHEMA = pa.schema([("part", pa.int32()), ("row", pa.int64()), (REP_COLUMN, pa.string())])
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
-def _space_len(data: np.ndarray, i: int, end: int) -> int:
-    """Length of the UTF-8 whitespace sequence at data[i] (0 if none), as str.split() sees it."""
-    c = data[i]
-    if c == 32 or 9 <= c <= 13 or 28 <= c <= 31:
-        return 1
-    if c == 0xC2 and i + 1 < end and (data[i + 1] == 0x85 or data[i + 1] == 0xA0):
-        return 2
-    if i + 2 < end:
-        c1, c2 = data[i + 1], data[i + 2]
-        if c == 0xE1 and c1 == 0x9A and c2 == 0x80:
-            return 3
-        if c == 0xE2 and c1 == 0x80 and (c2 <= 0x8A or c2 == 0xA8 or c2 == 0xA9 or c2 == 0xAF):
-            return 3
-        if c == 0xE2 and c1 == 0x81 and c2 == 0x9F:
-            return 3
-        if c == 0xE3 and c1 == 0x80 and c2 == 0x80:
-            return 3
-    return 0
+TABLE_LIMIT = 0x30000  # every code point that takes part in canonical composition is below this
+_UNICODE_SPACES = (0x85, 0xA0, 0x1680, *range(0x2000, 0x200B), 0x2028, 0x2029, 0x202F, 0x205F,
+                   0x3000)
 
 
-# Byte classes: 0 = ordinary ASCII, 1 = ASCII whitespace, 2 = start of a multi-byte sequence.
+@functools.cache
+def _nfc_suspects() -> np.ndarray:
+    """uint8 table over code points: 1 = may change under NFC next to its neighbours.
+
+    A superset of the Unicode NFC_QC No/Maybe sets, built from this Python's `unicodedata`:
+    characters NFC changes, combining marks, anything that is a non-first part of a canonical
+    decomposition, and the Hangul vowel/trailing jamo. A document with none of them is NFC.
+    """
+    table = np.zeros(TABLE_LIMIT, np.uint8)
+    for cp in range(0x80, TABLE_LIMIT):
+        if 0xD800 <= cp < 0xE000:
+            continue
+        char = chr(cp)
+        if unicodedata.combining(char) or unicodedata.normalize("NFC", char) != char:
+            table[cp] = 1
+        decomposition = unicodedata.decomposition(char)
+        if decomposition and not decomposition.startswith("<"):
+            for part in decomposition.split()[1:]:
+                if int(part, 16) < TABLE_LIMIT:
+                    table[int(part, 16)] = 1
+    table[0x1161:0x1176] = 1
+    table[0x11A8:0x11C3] = 1
+    table[list(_UNICODE_SPACES)] = 2
+    return table
+
+
+# Byte classes for the collapse kernel: 0 = ASCII non-space, 1 = ASCII space, 2 = non-ASCII.
 _BYTE_CLASS = np.zeros(256, np.uint8)
 _BYTE_CLASS[[9, 10, 11, 12, 13, 28, 29, 30, 31, 32]] = 1
 _BYTE_CLASS[0x80:] = 2
@@ -60,35 +72,83 @@ _BYTE_CLASS[0x80:] = 2
 
 @numba.njit(cache=True, nogil=True, boundscheck=False)
 def _collapse_whitespace(
-    data: np.ndarray, offsets: np.ndarray, out: np.ndarray, byte_class: np.ndarray
+    data: np.ndarray, offsets: np.ndarray, out: np.ndarray, byte_class: np.ndarray,
+    table: np.ndarray, suspect: np.ndarray,
 ) -> np.ndarray:
-    """Strip each string and turn every whitespace run into one space, in one pass."""
+    """Strip each string and turn every whitespace run (as `str.split` sees it) into one space.
+
+    One branch-light pass over the UTF-8 bytes: a space is always written, but the output
+    position only advances when the previous byte was not a space too. Non-ASCII characters
+    take a slower path that decodes them, recognises Unicode spaces, and flags in `suspect`
+    each string holding a code point NFC might change, so only those need Python's normaliser.
+    """
     n = offsets.shape[0] - 1
     out_offsets = np.empty(n + 1, np.int64)
     o = 0
     for d in range(n):
         out_offsets[d] = o
-        pending = False
-        started = False
+        start = o
+        prev = 1  # leading spaces never advance the output
         i = offsets[d]
         end = offsets[d + 1]
         while i < end:
-            kind = byte_class[data[i]]
-            width = 1 if kind == 1 else (_space_len(data, i, end) if kind == 2 else 0)
-            if width:
-                pending = started
-                i += width
-                continue
-            if pending:
-                out[o] = 32
-                o += 1
-                pending = False
-            out[o] = data[i]
-            o += 1
-            started = True
+            c = data[i]
+            cls = byte_class[c]
+            if cls == 2:
+                if c < 0xE0:
+                    width, cp = 2, ((c & 0x1F) << 6) | (data[i + 1] & 0x3F)
+                elif c < 0xF0:
+                    width = 3
+                    cp = ((c & 0x0F) << 12) | ((data[i + 1] & 0x3F) << 6) | (data[i + 2] & 0x3F)
+                else:
+                    width, cp = 4, 0x110000
+                kind = table[cp] if cp < table.shape[0] else 1
+                if kind != 2:
+                    if kind == 1:
+                        suspect[d] = True
+                    for k in range(width):
+                        out[o + k] = data[i + k]
+                    o += width
+                    prev = 0
+                    i += width
+                    continue
+                cls, c = 1, 32
+                i += width - 1
+            out[o] = 32 if cls else c
+            o += 1 - (cls & prev)
+            prev = cls
             i += 1
+        if prev == 1 and o > start:
+            o -= 1  # the trailing run left one space behind
     out_offsets[n] = o
     return out_offsets
+
+
+def _collapse(texts: pa.Array) -> tuple[np.ndarray, list[int], np.ndarray]:
+    """Collapsed bytes, their offsets, and which rows may not be NFC."""
+    large = texts.cast(pa.large_string())
+    start = large.offset
+    offsets = np.frombuffer(large.buffers()[1], np.int64)[start : start + len(large) + 1]
+    data_buf = large.buffers()[2]
+    data = np.frombuffer(data_buf, np.uint8) if data_buf is not None else np.zeros(0, np.uint8)
+    out = np.empty(max(int(offsets[-1] - offsets[0]), 1), np.uint8)
+    suspect = np.zeros(len(large), np.bool_)
+    out_offsets = _collapse_whitespace(data, offsets, out, _BYTE_CLASS, _nfc_suspects(), suspect)
+    return out, out_offsets.tolist(), suspect
+
+
+def nfc_rows(texts: pa.Array, rows: np.ndarray) -> pa.Array:
+    """Normalise the given rows to NFC (Python's quick check first: most are already NFC)."""
+    fixed_rows, fixed = [], []
+    for row, text in zip(rows.tolist(), texts.take(rows).to_pylist(), strict=True):
+        if not unicodedata.is_normalized("NFC", text):
+            fixed_rows.append(row)
+            fixed.append(unicodedata.normalize("NFC", text))
+    if not fixed_rows:
+        return texts
+    mask = np.zeros(len(texts), bool)
+    mask[fixed_rows] = True
+    return pc.replace_with_mask(texts, pa.array(mask), pa.array(fixed, texts.type))
 
 
 def normalized_hashes(texts: pa.Array | pa.ChunkedArray) -> pa.Array:
@@ -97,15 +157,14 @@ def normalized_hashes(texts: pa.Array | pa.ChunkedArray) -> pa.Array:
         texts = texts.combine_chunks() if texts.num_chunks else pa.array([], pa.string())
     if len(texts) == 0:
         return pa.array([], HASH_TYPE)
-    norm = pc.utf8_normalize(texts, "NFC").cast(pa.large_string())
-    offsets = np.frombuffer(norm.buffers()[1], np.int64)[norm.offset : norm.offset + len(norm) + 1]
-    data_buf = norm.buffers()[2]
-    data = np.frombuffer(data_buf, np.uint8) if data_buf is not None else np.zeros(0, np.uint8)
-    out = np.empty(max(int(offsets[-1] - offsets[0]), 1), np.uint8)
-    out_offsets = _collapse_whitespace(data, offsets, out, _BYTE_CLASS).tolist()
+    out, out_offsets, suspect = _collapse(texts)
+    if suspect.any():
+        normalised = nfc_rows(texts, np.flatnonzero(suspect))
+        if normalised is not texts:
+            out, out_offsets, _ = _collapse(normalised)
     view = memoryview(out)
     digest = xxhash.xxh3_128_digest
-    hashes = [digest(view[out_offsets[i] : out_offsets[i + 1]]) for i in range(len(norm))]
+    hashes = [digest(view[out_offsets[i] : out_offsets[i + 1]]) for i in range(len(texts))]
     return pa.array(hashes, HASH_TYPE)
 
 
