@@ -22,9 +22,10 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
-STAGE_NAMES = ("exact_dedupe",)
+STAGE_NAMES = ("exact_dedupe", "near_dedupe")
 
 
 class ConfigError(ValueError):
@@ -95,8 +96,38 @@ class ExactDedupeConfig(_Section):
     partitions: int | None = Field(None, ge=1, description="Shuffle partitions; default by size.")
 
 
+class NearDedupeConfig(_Section):
+    """MinHash LSH near-duplicate removal; bands x rows default to the optimum for `threshold`."""
+
+    enabled: bool = False
+    ngram: int = Field(5, ge=1)
+    char: bool = Field(False, description="Character n-grams instead of word n-grams.")
+    num_perm: int = Field(128, ge=2, le=1024)
+    seed: int = Field(1, ge=0)
+    threshold: float = Field(0.8, gt=0.0, lt=1.0)
+    bands: int | None = Field(None, ge=1)
+    rows: int | None = Field(None, ge=1)
+    keep_signatures: bool = Field(False, description="Also write the `minhash` column to scored/.")
+
+    @model_validator(mode="after")
+    def _bands_fit(self) -> NearDedupeConfig:
+        if (self.bands is None) != (self.rows is None):
+            raise ValueError("give both bands and rows, or neither (chosen from threshold)")
+        if self.bands is not None and self.bands * self.rows > self.num_perm:
+            raise ValueError(f"bands x rows = {self.bands * self.rows} exceeds num_perm")
+        return self
+
+    def band_shape(self) -> tuple[int, int]:
+        if self.bands is not None and self.rows is not None:
+            return self.bands, self.rows
+        from pipeline.dedupe.lsh import optimal_params
+
+        return optimal_params(self.threshold, self.num_perm)
+
+
 class StagesConfig(_Section):
     exact_dedupe: ExactDedupeConfig = Field(default_factory=ExactDedupeConfig)
+    near_dedupe: NearDedupeConfig = Field(default_factory=NearDedupeConfig)
 
     def enabled(self) -> list[str]:
         return [name for name in STAGE_NAMES if getattr(self, name).enabled]

@@ -19,6 +19,7 @@ from pipeline.io.storage import Storage
 from pipeline.io.writers import split_by_bytes, write_json, write_parquet
 from pipeline.layout import Layout
 from pipeline.selection.rules import apply_selection, kept_mask
+from pipeline.stages.near_dedupe import BANDS_COLUMN, SIGNATURE_COLUMN
 
 DATA_COLUMNS = BASE_SCHEMA.names
 
@@ -29,7 +30,10 @@ def finalize_table(
     """Write `scored/` and `data/` files for one part and return its completion record."""
     table = apply_selection(table, config.stages.enabled())
     compression = config.output.compression
-    scored_cols = [name for name in table.column_names if name != "text"]
+    internal = {"text", BANDS_COLUMN}
+    if not config.stages.near_dedupe.keep_signatures:
+        internal.add(SIGNATURE_COLUMN)
+    scored_cols = [name for name in table.column_names if name not in internal]
     scored = write_parquet(storage, layout.root, layout.scored_rel(part),
                            table.select(scored_cols), compression)
     kept = table.filter(kept_mask(table))

@@ -20,8 +20,9 @@ from pipeline.config import ConfigError, PipelineConfig
 from pipeline.executors import Executor, make_executor
 from pipeline.io.storage import Storage
 from pipeline.io.writers import read_ipc, read_json, write_json
-from pipeline.job.dedupe import attach_exact_rep, run_exact_dedupe
+from pipeline.job.exact_dedupe import attach_exact_rep, run_exact_dedupe
 from pipeline.job.finalize import finalize_table, save_record
+from pipeline.job.near_dedupe import attach_dup_cluster, run_near_dedupe
 from pipeline.job.plan import (
     clear_output,
     load_splits,
@@ -83,6 +84,8 @@ def run(config: PipelineConfig, *, overwrite: bool = False,
                    build_manifest(config, plan, map_records, [], "running"))
         if "exact_dedupe" in config.stages.enabled():
             job.exact_dedupe()
+        if "near_dedupe" in config.stages.enabled():
+            job.near_dedupe()
         final_records = job.finalize()
     stats = build_stats(map_records, final_records, timings)
     manifest = build_manifest(config, plan, map_records, final_records, "complete")
@@ -121,6 +124,12 @@ class _Job:
             run_exact_dedupe(self.executor, self.layout, self.storage, parts, buckets,
                              _offset_progress(progress, parts, buckets))
 
+    def near_dedupe(self) -> None:
+        parts, buckets = len(self.plan["splits"]), self.plan["buckets"]
+        with self._timed("near_dedupe", parts + buckets) as progress:
+            run_near_dedupe(self.executor, self.layout, self.storage, parts, buckets,
+                            _offset_progress(progress, parts, buckets))
+
     def finalize(self) -> list[dict[str, Any]]:
         parts = list(range(len(self.plan["splits"])))
         task = partial(_finalize_part, self.config, self.layout, self.storage,
@@ -149,6 +158,8 @@ def _finalize_part(config: PipelineConfig, layout: Layout, storage: Storage, buc
     table = read_ipc(storage, layout.stage(part))
     if "exact_dedupe" in config.stages.enabled():
         table = attach_exact_rep(table, layout, storage, part, buckets)
+    if "near_dedupe" in config.stages.enabled():
+        table = attach_dup_cluster(table, layout, storage, buckets)
     record = finalize_table(table, part, config, layout, storage)
     save_record(record, layout, storage)
     return record

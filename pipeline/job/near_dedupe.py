@@ -1,0 +1,86 @@
+"""Global near-dedupe step: band-key shuffle -> candidate edges -> connected components.
+
+map (per part): (band key, id) rows of in-play documents -> one Arrow file, a batch per bucket.
+reduce (per bucket): group by band key, star edges to each group's smallest id -> an edge file
+bucketed by the edge's first node, as `connected_components` expects. Components then run as
+distributed rounds over those files, and finalize looks each document's cluster up by id.
+Each step skips work whose file exists, so a killed run resumes; the components are recomputed
+from the edge files unless their completion record exists.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pipeline.dedupe.components import EDGE_SCHEMA, connected_components, lookup_reps
+from pipeline.executors import Executor
+from pipeline.io.storage import Storage, join
+from pipeline.io.writers import read_ipc, read_ipc_batch, write_ipc, write_json
+from pipeline.job.exact_dedupe import ShuffleTask
+from pipeline.layout import Layout
+from pipeline.stages.near_dedupe import (
+    BAND_SCHEMA,
+    BANDS_COLUMN,
+    CLUSTER_COLUMN,
+    band_edges,
+    band_rows,
+)
+
+STEP = "near"
+
+
+def _map(task: ShuffleTask, part: int) -> None:
+    out = task.layout.shuffle_map(STEP, part)
+    if task.storage.exists(out):
+        return
+    table = read_ipc(task.storage, task.layout.stage(part)).select(
+        ["id", "drop_reason", BANDS_COLUMN])
+    write_ipc(task.storage, out, band_rows(table, task.buckets), BAND_SCHEMA)
+
+
+def _reduce(task: ShuffleTask, bucket: int) -> None:
+    out = task.layout.shuffle_reduce(STEP, bucket)
+    if task.storage.exists(out):
+        return
+    rows = pa.concat_tables(
+        [read_ipc_batch(task.storage, task.layout.shuffle_map(STEP, p), bucket)
+         for p in range(task.parts)]
+    )
+    write_ipc(task.storage, out, band_edges(rows, task.buckets), EDGE_SCHEMA)
+
+
+def components_dir(layout: Layout) -> str:
+    return join(layout.work, STEP)
+
+
+def result_files(layout: Layout, buckets: int) -> list[str]:
+    return [join(components_dir(layout), "cc", "result", f"part-{b:05d}.arrow")
+            for b in range(buckets)]
+
+
+def run_near_dedupe(executor: Executor, layout: Layout, storage: Storage, parts: int,
+                    buckets: int, progress=None) -> None:
+    done = join(layout.work, "done", "near-components.json")
+    if storage.exists(done):
+        return
+    task = ShuffleTask(layout, storage, parts, buckets)
+    executor.map(partial(_map, task), list(range(parts)), progress=progress)
+    executor.map(partial(_reduce, task), list(range(buckets)), progress=progress)
+    edges = [layout.shuffle_reduce(STEP, b) for b in range(buckets)]
+    files = connected_components(edges, executor, storage, components_dir(layout), buckets)
+    if files != result_files(layout, buckets):
+        raise RuntimeError("connected components wrote its result somewhere unexpected")
+    write_json(storage, done, {"buckets": buckets, "result": files})
+
+
+def attach_dup_cluster(table: pa.Table, layout: Layout, storage: Storage,
+                       buckets: int) -> pa.Table:
+    """Add `dup_cluster`: the smallest id of the row's near-duplicate cluster (its own id
+    when it has no near duplicate)."""
+    reps = lookup_reps(result_files(layout, buckets), storage, table.column("id"), buckets)
+    cluster = pc.coalesce(reps, table.column("id").combine_chunks())
+    return table.append_column(CLUSTER_COLUMN, cluster)
+
