@@ -121,10 +121,13 @@ def validate(config: ConfigArg, inputs: InputOpt = None, output: OutputOpt = Non
 
 @app.command()
 def inspect(output: Annotated[str, typer.Argument(help="A run's output folder.")],
+            duplicates: Annotated[int, typer.Option(
+                "--duplicates", help="Also show N example near-duplicate pairs.")] = 0,
             as_json: JsonOpt = False) -> None:
     """Summarise a finished run: inputs, outputs, records by domain, accounting."""
     from pipeline.cli.render import (
         accounting_line,
+        duplicates_table,
         inputs_table,
         outputs_table,
         stats_table,
@@ -138,8 +141,10 @@ def inspect(output: Annotated[str, typer.Argument(help="A run's output folder.")
     if not storage.exists(layout.manifest) or not storage.exists(layout.stats):
         _fail(ConfigError(f"{output}: no finished run here (manifest.json/stats.json missing)"))
     manifest, stats = read_json(storage, layout.manifest), read_json(storage, layout.stats)
+    examples = _duplicate_examples(output, manifest, storage, duplicates) if duplicates else []
     if as_json:
-        print(json.dumps({"stats": stats, "manifest": manifest}, indent=2))
+        print(json.dumps({"stats": stats, "manifest": manifest, "duplicates": examples},
+                         indent=2))
         return
     out.print(f"status: {manifest['status']}   config sha256: {manifest['config_sha256'][:16]}")
     out.print(inputs_table(manifest))
@@ -147,6 +152,20 @@ def inspect(output: Annotated[str, typer.Argument(help="A run's output folder.")
     out.print(stats_table(stats))
     out.print(timings_table(stats))
     out.print(accounting_line(stats))
+    if duplicates:
+        out.print(duplicates_table(examples))
+
+
+def _duplicate_examples(output: str, manifest: dict[str, Any], storage: Any,
+                        limit: int) -> list[dict[str, Any]]:
+    from pipeline.selection.examples import duplicate_examples
+
+    config = load_config({**manifest["config"], "storage": {}})
+    try:
+        return duplicate_examples(output, manifest, config, storage, limit)
+    except ConfigError as exc:
+        _fail(exc)
+    return []
 
 
 @app.command()

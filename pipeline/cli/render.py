@@ -10,6 +10,8 @@ from rich.table import Table
 
 from pipeline.job.runner import Reporter
 
+PHASE_ORDER = ["read+score", "exact_dedupe", "near_dedupe", "select+write"]
+
 
 class RichReporter(Reporter):
     """One bar per phase, drawn on stderr so `--json` output on stdout stays clean."""
@@ -67,8 +69,10 @@ def timings_table(stats: dict[str, Any]) -> Table:
     table = Table(title="wall time per phase")
     table.add_column("phase")
     table.add_column("seconds", justify="right")
-    for name, sec in stats.get("wall_time_s", {}).items():
-        table.add_row(name, f"{sec:.2f}")
+    timings = stats.get("wall_time_s", {})
+    rank = {name: i for i, name in enumerate(PHASE_ORDER)}
+    for name in sorted(timings, key=lambda n: (rank.get(n, len(rank)), n)):
+        table.add_row(name, f"{timings[name]:.2f}")
     return table
 
 
@@ -91,4 +95,16 @@ def inputs_table(manifest: dict[str, Any]) -> Table:
     for entry in manifest["inputs"]:
         table.add_row(entry["uri"], entry["format"], str(entry["splits"]),
                       f"{entry['records']:,}", f"{entry['quarantined']:,}", entry["status"])
+    return table
+
+
+def duplicates_table(examples: list[dict[str, Any]]) -> Table:
+    table = Table(title="example near-duplicate pairs (dropped -> kept)", show_lines=True)
+    for name in ("domain", "dropped", "kept"):
+        table.add_column(name, overflow="fold")
+    for ex in examples:
+        table.add_row(ex["domain"], f"{ex['dropped_id']}\n{ex['dropped_text']}",
+                      f"{ex['kept_id']}\n{ex['kept_text']}")
+    if not examples:
+        table.add_row("-", "no near duplicates (or near_dedupe was off)", "")
     return table

@@ -78,6 +78,12 @@ class Storage:
     def size(self, uri: str) -> int:
         return int(self.info(uri)["size"])
 
+    def fingerprint(self, uri: str) -> str:
+        """Size and modification stamp (ETag on S3): how a run notices an input that changed."""
+        info = self.info(uri)
+        stamp = info.get("ETag") or info.get("mtime") or info.get("LastModified") or ""
+        return f"{int(info.get('size') or 0)}:{stamp}"
+
     def glob(self, pattern: str) -> list[str]:
         fs = self.fs(pattern)
         found = fs.glob(pattern)

@@ -36,18 +36,22 @@ def load_finished_manifest(output: str, storage: Storage) -> dict[str, Any]:
     return manifest
 
 
+def read_split_text(split: Split, config: PipelineConfig, storage: Storage) -> pa.Table:
+    """(id, text) of a split's documents, re-read from its unchanged input."""
+    if storage.fingerprint(split.uri) != split.fingerprint:
+        raise ConfigError(f"input {split.uri} changed since it was scored; run the job again")
+    texts = [batch.table.select(["id", "text"]) for batch in read_split(split, config.input,
+                                                                          storage)]
+    if not texts:
+        return pa.table({"id": pa.array([], pa.string()), "text": pa.array([], pa.string())})
+    return pa.concat_tables(texts)
+
+
 def _part_with_text(split: Split, config: PipelineConfig, layout: Layout,
                     storage: Storage) -> pa.Table:
     with storage.open(layout.path(layout.scored_rel(split.index))) as handle:
         scored = pq.read_table(handle)
-    info = storage.info(split.uri)
-    stamp = info.get("ETag") or info.get("mtime") or info.get("LastModified") or ""
-    if f"{int(info.get('size') or 0)}:{stamp}" != split.fingerprint:
-        raise ConfigError(f"input {split.uri} changed since it was scored; run the job again")
-    texts = [batch.table.select(["id", "text"]) for batch in read_split(split, config.input,
-                                                                          storage)]
-    text = pa.concat_tables(texts) if texts else pa.table({"id": pa.array([], pa.string()),
-                                                           "text": pa.array([], pa.string())})
+    text = read_split_text(split, config, storage)
     if text.column("id") != scored.column("id"):
         raise ConfigError(f"input {split.uri} no longer matches its scored part; run the job again")
     text_field = pa.field("text", pa.string(), nullable=False)

@@ -1,0 +1,73 @@
+"""Example near-duplicate pairs of a finished run, for `siftline inspect OUT --duplicates`.
+
+Neither text is in `scored/` (attributes only), so both are re-read from the inputs, exactly as
+`siftline select` does; only the splits that hold the examples are read.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from pipeline.config import PipelineConfig
+from pipeline.io.readers import Split
+from pipeline.io.storage import Storage
+from pipeline.layout import Layout
+from pipeline.selection.reselect import read_split_text
+from pipeline.stages.near_dedupe import CLUSTER_COLUMN
+
+
+def duplicate_examples(output: str, manifest: dict[str, Any], config: PipelineConfig,
+                       storage: Storage, limit: int = 5, chars: int = 200) -> list[dict[str, Any]]:
+    """Up to `limit` (dropped document, kept representative) pairs with text previews."""
+    layout = Layout.for_output(output)
+    files = [layout.path(f["path"]) for f in manifest["outputs"]["scored"]]
+    found: list[pa.Table] = []
+    for uri in files:
+        with storage.open(uri) as handle:
+            part = pq.read_table(handle)
+        if CLUSTER_COLUMN not in part.column_names:
+            return []
+        part = part.filter(pc.equal(part.column("drop_reason"), "near_duplicate"))
+        found.append(part.select(["id", "domain", CLUSTER_COLUMN]))
+        if sum(t.num_rows for t in found) >= limit:
+            break
+    if not found:
+        return []
+    dups = pa.concat_tables(found).slice(0, limit)
+    ids = set(dups.column("id").to_pylist()) | set(dups.column(CLUSTER_COLUMN).to_pylist())
+    texts = _texts_of(ids, files, manifest, config, storage)
+    return [
+        {
+            "domain": row["domain"],
+            "dropped_id": row["id"],
+            "kept_id": row[CLUSTER_COLUMN],
+            "dropped_text": texts.get(row["id"], "")[:chars],
+            "kept_text": texts.get(row[CLUSTER_COLUMN], "")[:chars],
+        }
+        for row in dups.to_pylist()
+    ]
+
+
+def _texts_of(ids: set[str], files: list[str], manifest: dict[str, Any],
+              config: PipelineConfig, storage: Storage) -> dict[str, str]:
+    """Text of the given ids, reading only the splits whose scored part holds one of them."""
+    splits = {s["index"]: Split(**s) for s in manifest["splits"]}
+    wanted = pa.array(sorted(ids), pa.string())
+    found: dict[str, str] = {}
+    for uri in files:
+        with storage.open(uri) as handle:
+            part_ids = pq.read_table(handle, columns=["id"]).column("id")
+        if not pc.any(pc.is_in(part_ids, value_set=wanted)).as_py():
+            continue
+        index = int(uri.rsplit("part-", 1)[1].split(".")[0])
+        text = read_split_text(splits[index], config, storage)
+        hits = text.filter(pc.is_in(text.column("id"), value_set=wanted))
+        found.update(zip(hits.column("id").to_pylist(), hits.column("text").to_pylist(),
+                         strict=True))
+        if len(found) == len(ids):
+            break
+    return found
