@@ -25,8 +25,11 @@ from pipeline.stages.near_dedupe import (
     BAND_SCHEMA,
     BANDS_COLUMN,
     CLUSTER_COLUMN,
+    IS_REP_COLUMN,
+    KEY_SEPARATOR,
     band_edges,
     band_rows,
+    node_keys,
 )
 
 STEP = "near"
@@ -38,7 +41,7 @@ def _map(task: ShuffleTask, part: int) -> None:
         return
     table = read_ipc(task.storage, task.layout.stage(part)).select(
         ["id", "drop_reason", BANDS_COLUMN])
-    write_ipc(task.storage, out, band_rows(table, task.buckets), BAND_SCHEMA)
+    write_ipc(task.storage, out, band_rows(table, part, task.buckets), BAND_SCHEMA)
 
 
 def _reduce(task: ShuffleTask, bucket: int) -> None:
@@ -76,11 +79,13 @@ def run_near_dedupe(executor: Executor, layout: Layout, storage: Storage, parts:
     write_json(storage, done, {"buckets": buckets, "result": files})
 
 
-def attach_dup_cluster(table: pa.Table, layout: Layout, storage: Storage,
+def attach_dup_cluster(table: pa.Table, layout: Layout, storage: Storage, part: int,
                        buckets: int) -> pa.Table:
-    """Add `dup_cluster`: the smallest id of the row's near-duplicate cluster (its own id
-    when it has no near duplicate)."""
-    reps = lookup_reps(result_files(layout, buckets), storage, table.column("id"), buckets)
-    cluster = pc.coalesce(reps, table.column("id").combine_chunks())
-    return table.append_column(CLUSTER_COLUMN, cluster)
+    """Add `dup_cluster` (the smallest id of the row's near-duplicate cluster, its own id when
+    it has none) and `dup_is_rep` (whether the row is that representative itself)."""
+    nodes = node_keys(table.column("id"), part)
+    reps = pc.coalesce(lookup_reps(result_files(layout, buckets), storage, nodes, buckets), nodes)
+    cluster = pc.list_element(pc.split_pattern(reps, KEY_SEPARATOR, max_splits=1), 0)
+    table = table.append_column(CLUSTER_COLUMN, cluster)
+    return table.append_column(IS_REP_COLUMN, pc.equal(reps, nodes))
 

@@ -159,7 +159,7 @@ def _finalize_part(config: PipelineConfig, layout: Layout, storage: Storage, buc
     if "exact_dedupe" in config.stages.enabled():
         table = attach_exact_rep(table, layout, storage, part, buckets)
     if "near_dedupe" in config.stages.enabled():
-        table = attach_dup_cluster(table, layout, storage, buckets)
+        table = attach_dup_cluster(table, layout, storage, part, buckets)
     record = finalize_table(table, part, config, layout, storage)
     save_record(record, layout, storage)
     return record

@@ -12,7 +12,7 @@ import pyarrow.compute as pc
 
 from pipeline.documents import LOCAL_REASONS
 from pipeline.stages.exact_dedupe import REP_COLUMN
-from pipeline.stages.near_dedupe import CLUSTER_COLUMN
+from pipeline.stages.near_dedupe import IS_REP_COLUMN
 
 _NULL = pa.scalar(None, pa.string())
 
@@ -30,8 +30,8 @@ def apply_selection(table: pa.Table, stages: list[str]) -> pa.Table:
     if "exact_dedupe" in stages and REP_COLUMN in table.column_names:
         is_dup = pc.is_valid(table.column(REP_COLUMN))
         reasons.append(pc.if_else(is_dup, "exact_duplicate", _NULL))
-    if "near_dedupe" in stages and CLUSTER_COLUMN in table.column_names:
-        is_near = pc.not_equal(table.column(CLUSTER_COLUMN), table.column("id"))
+    if "near_dedupe" in stages and IS_REP_COLUMN in table.column_names:
+        is_near = pc.invert(table.column(IS_REP_COLUMN))
         reasons.append(pc.if_else(is_near, "near_duplicate", _NULL))
     decided = pc.coalesce(*reasons) if len(reasons) > 1 else reasons[0]
     index = table.column_names.index("drop_reason")

@@ -5,9 +5,10 @@
 2. `band_rows` (map, per part): one (key, id) row per band of each in-play document, split into
    buckets by key, so a bucket holds every document that shares any of its band keys.
 3. `band_edges` (reduce, per bucket): documents sharing a band key are candidates; each is linked
-   to the smallest id of its group — a star, not all pairs, so the edges stay linear in the
+   to the smallest node of its group — a star, not all pairs, so the edges stay linear in the
    collisions. Connected components of these edges (`pipeline.dedupe.components`) then give
-   every document its cluster's smallest id: the `dup_cluster` column.
+   every document its cluster's smallest id (`dup_cluster`) and whether it is that
+   representative row itself (`dup_is_rep`: ids are not trusted to be unique).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from pipeline.documents import active_mask, as_table
 BANDS_COLUMN = "near_bands"
 SIGNATURE_COLUMN = "minhash"
 CLUSTER_COLUMN = "dup_cluster"
+IS_REP_COLUMN = "dup_is_rep"
+KEY_SEPARATOR = "\x00"
 BAND_SCHEMA = pa.schema([("key", pa.uint64()), ("id", pa.string())])
 
 
@@ -60,12 +63,21 @@ def _matrix(column: pa.ChunkedArray | pa.Array, dtype: type) -> np.ndarray:
     return array.flatten().to_numpy(zero_copy_only=False).astype(dtype).reshape(-1, width)
 
 
-def band_rows(table: pa.Table, buckets: int) -> list[pa.Table]:
-    """Map side: (band key, id) for every band of every in-play row, split by key."""
+def node_keys(ids: pa.ChunkedArray | pa.Array, part: int) -> pa.Array:
+    """A graph node per row: `id NUL part:row`. Unique even when ids repeat, and ordered like
+    (id, part, row) — the same tie-break exact dedupe uses — so a cluster's smallest key is its
+    smallest id."""
+    suffixes = [f"{KEY_SEPARATOR}{part:05d}:{row:010d}" for row in range(len(ids))]
+    return pc.binary_join_element_wise(ids, pa.array(suffixes, pa.string()), "")
+
+
+def band_rows(table: pa.Table, part: int, buckets: int) -> list[pa.Table]:
+    """Map side: (band key, node) for every band of every in-play row, split by key."""
     active = np.asarray(active_mask(table).to_numpy(zero_copy_only=False), bool)
     keys = _matrix(table.column(BANDS_COLUMN), np.uint64)[active]
     rows = np.flatnonzero(active)
-    ids = table.column("id").combine_chunks().take(pa.array(np.repeat(rows, keys.shape[1])))
+    nodes = node_keys(table.column("id"), part)
+    ids = nodes.take(pa.array(np.repeat(rows, keys.shape[1])))
     flat = keys.reshape(-1)
     where = flat % np.uint64(buckets)
     out = pa.Table.from_arrays([pa.array(flat, pa.uint64()), ids], schema=BAND_SCHEMA)
