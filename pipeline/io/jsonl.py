@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from pipeline.config import FieldMap
+from pipeline.documents import UNKNOWN_DOMAIN
 
 BLOCK_BYTES = 8 << 20
 MAX_LINE_BYTES = 256 << 20
@@ -75,6 +76,65 @@ def iter_lines(
             return
     if not skip_first and (parts or overflow) and (end is None or line_start < end):
         yield line_start, None if overflow else b"".join(parts)
+
+
+def iter_blocks(
+    stream: IO[bytes], start: int, end: int | None
+) -> Iterator[tuple[int, bytes | None]]:
+    """Yield (byte_offset, block): runs of the same lines `iter_lines` yields, whole and in order.
+
+    A block holds complete lines, each ending in a newline except a last line at EOF; an
+    overlong line comes alone as None, exactly where `iter_lines` would yield it (chunks are
+    read from the same position in BLOCK_BYTES, so the overflow test sees the same sizes).
+    Blocks let a caller parse many lines per call instead of one.
+    """
+    base = max(start - 1, 0)  # absolute offset of the next chunk
+    head = base  # absolute offset of the unfinished line held in `parts`
+    parts: list[bytes] = []
+    size = 0
+    overflow = False
+    skip_first = start > 0
+    while chunk := stream.read(BLOCK_BYTES):
+        first = chunk.find(b"\n")
+        if first >= 0:
+            last = chunk.rfind(b"\n")
+            if skip_first:
+                skip_first = False
+                block_at, block = base + first + 1, chunk[first + 1 : last + 1]
+            elif overflow:
+                if end is not None and head >= end:
+                    return
+                yield head, None
+                block_at, block = base + first + 1, chunk[first + 1 : last + 1]
+            else:  # (a memoryview, so the chunk is copied once, not twice)
+                block_at, block = head, b"".join([*parts, memoryview(chunk)[: last + 1]])
+            block, done = _owned(block, block_at, end)
+            if block:
+                yield block_at, block
+            if done:
+                return
+            head, parts, size, overflow = base + last + 1, [], 0, False
+            first = last + 1  # the unfinished tail of this chunk starts a new line
+        else:
+            first = 0
+        if not overflow and first < len(chunk):
+            parts.append(chunk[first:])
+            size += len(chunk) - first
+            if size > MAX_LINE_BYTES:
+                parts, size, overflow = [], 0, True
+        base += len(chunk)
+    if not skip_first and (parts or overflow) and (end is None or head < end):
+        yield head, None if overflow else b"".join(parts)
+
+
+def _owned(block: bytes, block_at: int, end: int | None) -> tuple[bytes, bool]:
+    """Cut `block` after its last line starting before `end`; True when that ends the split."""
+    if end is None or block_at + len(block) < end:
+        return block, False
+    if block_at >= end:
+        return b"", True
+    cut = block.find(b"\n", end - 1 - block_at)  # the newline ending the line that holds end-1
+    return block[: cut + 1], True
 
 
 class RecordError(ValueError):
@@ -147,3 +207,27 @@ def _domain(record: dict[str, Any], key: str) -> str | None:
     if _has_surrogate(value):
         raise RecordError(f"domain field {key!r} contains an unpaired UTF-16 surrogate")
     return value or None
+
+
+def line_result(
+    raw: bytes | None,
+    offset: int,
+    line: int | None,
+    fields: FieldMap,
+    source: str,
+    path_domain: str | None,
+) -> tuple[str, str, str] | Reject | None:
+    """One line's (id, text, domain), its reject, or None for a blank line: what a line of
+    a split becomes (raw None: a line over MAX_LINE_BYTES)."""
+    if raw is None:
+        limit = f"line longer than {MAX_LINE_BYTES:,} bytes; not parsed"
+        return Reject(source, limit, offset, line)
+    if not raw.strip():
+        return None  # blank lines carry no record
+    try:
+        doc_id, text, domain = parse_line(raw, fields, read_domain=path_domain is None)
+    except RecordError as exc:
+        preview = raw[:500].decode("utf-8", errors="replace")
+        return Reject(source, str(exc), offset, line, raw=preview)
+    doc_id = doc_id if doc_id is not None else f"{source}:{offset}"
+    return doc_id, text, path_domain or domain or UNKNOWN_DOMAIN
