@@ -143,13 +143,18 @@ def _mark(errors: list[str | None], mask: pa.Array, message: str) -> None:
             errors[i] = message
 
 
-def _mark_invalid_utf8(errors: list[str | None], column: pa.Array, what: str) -> None:
-    """Parquet readers do not validate UTF-8; find the offending rows before they spread."""
+def _valid_utf8(column: pa.Array) -> bool:
     try:
         column.validate(full=True)
-        return
     except pa.ArrowInvalid:
-        pass
+        return False
+    return True
+
+
+def _mark_invalid_utf8(errors: list[str | None], column: pa.Array, what: str) -> None:
+    """Parquet readers do not validate UTF-8; find the offending rows before they spread."""
+    if _valid_utf8(column):
+        return
     for i, raw in enumerate(column.cast(pa.binary()).to_pylist()):
         if raw is None or errors[i] is not None:
             continue

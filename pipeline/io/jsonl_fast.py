@@ -159,16 +159,20 @@ def _long_integers(block: bytes, arr: np.ndarray) -> np.ndarray:
     )
 
 
+def _valid(array: pa.Array) -> bool:
+    try:
+        array.validate(full=True)
+    except pa.ArrowInvalid:
+        return False
+    return True
+
+
 def _mark_invalid_utf8(block: bytes, lines: Lines) -> None:
     """pyarrow validates the whole block at once; only if that fails is it done per line."""
     offsets = pa.array([0, len(block)], pa.int32()).buffers()[1]
-    try:
-        pa.Array.from_buffers(pa.string(), 1, [None, offsets, pa.py_buffer(block)]).validate(
-            full=True
-        )
+    whole = pa.Array.from_buffers(pa.string(), 1, [None, offsets, pa.py_buffer(block)])
+    if _valid(whole):
         return
-    except pa.ArrowInvalid:
-        pass
     for i in np.flatnonzero(lines.kinds == FAST).tolist():
         try:
             block[lines.starts[i] : lines.ends[i]].decode("utf-8")

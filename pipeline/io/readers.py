@@ -313,13 +313,5 @@ def check_inputs_reachable(paths: list[str], storage: Storage) -> None:
     for path in paths:
         if path.startswith("demo://"):
             continue
-        if is_remote(path):
-            bucket = path.split("://", 1)[1].split("/", 1)[0]
-            try:
-                storage.fs(path).ls(bucket, detail=False)
-            except FileNotFoundError:
-                raise InputError(f"input {path}: bucket {bucket!r} does not exist") from None
-            except PermissionError:
-                raise InputError(f"input {path}: access to bucket {bucket!r} denied") from None
-            except OSError as exc:
-                raise InputError(f"input {path}: cannot reach bucket {bucket!r}: {exc}") from None
+        if is_remote(path) and (problem := storage.bucket_problem(path)):
+            raise InputError(f"input {path}: {problem}")

@@ -78,6 +78,19 @@ class Storage:
     def size(self, uri: str) -> int:
         return int(self.info(uri)["size"])
 
+    def bucket_problem(self, uri: str) -> str | None:
+        """Why the S3 bucket of `uri` cannot be used (missing, denied, unreachable), or None."""
+        bucket = uri.split("://", 1)[1].split("/", 1)[0]
+        try:
+            self.fs(uri).ls(bucket, detail=False)
+        except FileNotFoundError:
+            return f"bucket {bucket!r} does not exist"
+        except PermissionError:
+            return f"access to bucket {bucket!r} denied"
+        except OSError as exc:
+            return f"cannot reach bucket {bucket!r}: {exc}"
+        return None
+
     def fingerprint(self, uri: str) -> str:
         """Size and modification stamp (ETag on S3): how a run notices an input that changed."""
         info = self.info(uri)

@@ -75,16 +75,8 @@ def check_output(config: PipelineConfig, inputs: list[str], storage: Storage) ->
                 f"output.path {out} holds files siftline did not write ({', '.join(foreign[:5])});"
                 " choose an empty or new folder"
             )
-    if is_remote(out):
-        bucket = out.split("://", 1)[1].split("/", 1)[0]
-        try:
-            storage.fs(out).ls(bucket, detail=False)
-        except FileNotFoundError:
-            raise ConfigError(f"output.path {out}: bucket {bucket!r} does not exist") from None
-        except PermissionError:
-            raise ConfigError(f"output.path {out}: access to bucket {bucket!r} denied") from None
-        except OSError as exc:
-            raise ConfigError(f"output.path {out}: cannot reach bucket {bucket!r}: {exc}") from None
+    if is_remote(out) and (problem := storage.bucket_problem(out)):
+        raise ConfigError(f"output.path {out}: {problem}")
 
 
 def is_temp_file(name: str) -> bool:
