@@ -37,6 +37,13 @@ class ShuffleTask:
     parts: int
     buckets: int
 
+    def gather(self, step: str, bucket: int) -> pa.Table:
+        """Reduce input: batch `bucket` of every part's map file for `step`."""
+        return pa.concat_tables(
+            [read_ipc_batch(self.storage, self.layout.shuffle_map(step, p), bucket)
+             for p in range(self.parts)]
+        )
+
 
 def _map(task: ShuffleTask, part: int) -> None:
     out = task.layout.shuffle_map(STEP, part)
@@ -51,11 +58,7 @@ def _reduce(task: ShuffleTask, bucket: int) -> None:
     out = task.layout.shuffle_reduce(STEP, bucket)
     if task.storage.exists(out):
         return
-    keys = pa.concat_tables(
-        [read_ipc_batch(task.storage, task.layout.shuffle_map(STEP, p), bucket)
-         for p in range(task.parts)]
-    )
-    dups = duplicates_in_bucket(keys)
+    dups = duplicates_in_bucket(task.gather(STEP, bucket))
     parts = dups.column("part").to_numpy()
     per_part = []
     for p in range(task.parts):

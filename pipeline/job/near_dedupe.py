@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 from pipeline.dedupe.components import EDGE_SCHEMA, connected_components, lookup_reps
 from pipeline.executors import Executor
 from pipeline.io.storage import Storage, join
-from pipeline.io.writers import read_ipc, read_ipc_batch, write_ipc, write_json
+from pipeline.io.writers import read_ipc, write_ipc, write_json
 from pipeline.job.exact_dedupe import ShuffleTask
 from pipeline.layout import Layout
 from pipeline.stages.near_dedupe import (
@@ -48,11 +48,7 @@ def _reduce(task: ShuffleTask, bucket: int) -> None:
     out = task.layout.shuffle_reduce(STEP, bucket)
     if task.storage.exists(out):
         return
-    rows = pa.concat_tables(
-        [read_ipc_batch(task.storage, task.layout.shuffle_map(STEP, p), bucket)
-         for p in range(task.parts)]
-    )
-    write_ipc(task.storage, out, band_edges(rows, task.buckets), EDGE_SCHEMA)
+    write_ipc(task.storage, out, band_edges(task.gather(STEP, bucket), task.buckets), EDGE_SCHEMA)
 
 
 def components_dir(layout: Layout) -> str:
