@@ -11,7 +11,7 @@ import hashlib
 import json
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import (
@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 STAGE_NAMES = ("exact_dedupe", "near_dedupe")
+M = TypeVar("M", bound=BaseModel)
 
 
 class ConfigError(ValueError):
@@ -190,8 +191,10 @@ def apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str
 def load_config(
     source: str | Path | dict[str, Any] | None = None,
     overrides: dict[str, Any] | None = None,
-) -> PipelineConfig:
-    """Build the config from a YAML path or dict plus dotted overrides; errors name the key."""
+    model: type[M] = PipelineConfig,  # type: ignore[assignment]
+) -> M:
+    """Build a config (a `PipelineConfig` unless `model` names another top-level section model)
+    from a YAML path or dict plus dotted overrides; errors name the key."""
     origin = "defaults"
     data: dict[str, Any] = {}
     if isinstance(source, dict):
@@ -212,7 +215,7 @@ def load_config(
     if overrides:
         data = apply_overrides(data, overrides)
     try:
-        return PipelineConfig.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_format_error(exc, origin)) from None
 

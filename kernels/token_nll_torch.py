@@ -1,0 +1,68 @@
+"""The torch path: the same function as the Triton kernel, chunked over the vocabulary.
+
+Memory stays bounded by `CHUNK_BYTES` of fp32 logits however large T and V are: the running
+maximum and sum of exponentials are carried from one vocabulary chunk to the next (an online
+log-sum-exp), and the target logit is one row-wise dot product with the gathered target rows.
+Inputs are upcast to fp32 chunk by chunk, so bf16/fp16 weights never exist in fp32 whole.
+"""
+
+from __future__ import annotations
+
+import torch
+
+CHUNK_BYTES = 64 << 20
+
+
+def _cap(logits: torch.Tensor, softcap: float | None) -> torch.Tensor:
+    return logits if softcap is None else softcap * torch.tanh(logits / softcap)
+
+
+def _chunks(n_tokens: int, vocab: int, chunk_bytes: int) -> tuple[int, int]:
+    """(token block, vocab block) whose fp32 logits fit in `chunk_bytes`."""
+    v_block = min(vocab, max(256, chunk_bytes // (4 * max(n_tokens, 1))))
+    t_block = max(1, min(n_tokens, chunk_bytes // (4 * v_block)))
+    return t_block, v_block
+
+
+@torch.inference_mode()
+def token_nll_torch(
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    bias: torch.Tensor | None = None,
+    softcap: float | None = None,
+    ignore_index: int = -100,
+    chunk_bytes: int = CHUNK_BYTES,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    n_tokens, vocab = hidden.shape[0], weight.shape[0]
+    nll = torch.zeros(n_tokens, dtype=torch.float32, device=hidden.device)
+    lse = torch.zeros(n_tokens, dtype=torch.float32, device=hidden.device)
+    if n_tokens == 0:
+        return nll, lse
+    t_block, v_block = _chunks(n_tokens, vocab, chunk_bytes)
+    ignored = targets == ignore_index
+    safe_targets = torch.where(ignored, torch.zeros_like(targets), targets).long()
+    for t0 in range(0, n_tokens, t_block):
+        h = hidden[t0:t0 + t_block].float()
+        running_max = torch.full((h.shape[0],), float("-inf"), device=h.device)
+        running_sum = torch.zeros(h.shape[0], device=h.device)
+        for v0 in range(0, vocab, v_block):
+            logits = h @ weight[v0:v0 + v_block].float().T
+            if bias is not None:
+                logits += bias[v0:v0 + v_block].float()
+            logits = _cap(logits, softcap)
+            new_max = torch.maximum(running_max, logits.max(dim=1).values)
+            running_sum = (running_sum * torch.exp(running_max - new_max)
+                           + torch.exp(logits - new_max[:, None]).sum(dim=1))
+            running_max = new_max
+        block_lse = running_max + torch.log(running_sum)
+        rows = safe_targets[t0:t0 + t_block]
+        target_logit = (h * weight[rows].float()).sum(dim=1)
+        if bias is not None:
+            target_logit += bias[rows].float()
+        target_logit = _cap(target_logit, softcap)
+        lse[t0:t0 + t_block] = block_lse
+        nll[t0:t0 + t_block] = torch.where(ignored[t0:t0 + t_block], 0.0,
+                                           block_lse - target_logit)
+    return nll, lse
