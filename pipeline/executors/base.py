@@ -27,8 +27,13 @@ class Executor(ABC):
         *,
         setup: Callable[[], Any] | None = None,
         progress: Progress | None = None,
+        gpus: float = 0,
     ) -> list[R]:
-        """Apply `fn(item)`, or `fn(state, item)` with `state = setup()` built once per worker."""
+        """Apply `fn(item)`, or `fn(state, item)` with `state = setup()` built once per worker.
+
+        `gpus` > 0 asks for that share of a GPU per worker (a model-holding phase); executors
+        without GPU scheduling run such phases on their ordinary workers.
+        """
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release workers; the default holds none."""

@@ -21,6 +21,7 @@ class LocalExecutor(Executor):
         *,
         setup: Callable[[], Any] | None = None,
         progress: Progress | None = None,
+        gpus: float = 0,
     ) -> list[R]:
         state = setup() if setup is not None and items else None
         results = []

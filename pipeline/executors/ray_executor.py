@@ -1,5 +1,8 @@
 """Ray executor: a pool of warm worker actors, one per CPU, shared by every phase of a job.
 
+Phases that hold a model on a GPU (`map(..., gpus=share)`) get their own pool of actors that
+each reserve that share of a GPU, as many as the cluster's GPUs allow, built on first use.
+
 With no address it starts an embedded single-machine Ray, quietly and bound to 127.0.0.1; with
 one (`auto`, `ray://…`, `host:port`) it joins that cluster. Failures inside a task are re-raised
 in the driver as the original exception, not as a Ray traceback.
@@ -69,9 +72,25 @@ class RayExecutor(Executor):
                          _node_ip_address="127.0.0.1", **kwargs)
             self._owns_ray = True
         self.num_workers = num_workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
-        actor_cls = ray.remote(num_cpus=1, max_restarts=MAX_RETRIES,
-                               max_task_retries=MAX_RETRIES)(_Worker)
-        self._actors = [actor_cls.remote() for _ in range(self.num_workers)]
+        self._actors = self._make_pool(self.num_workers, gpus=0)
+        self._gpu_pools: dict[float, list[Any]] = {}
+
+    def _make_pool(self, size: int, gpus: float) -> list[Any]:
+        actor_cls = self._ray.remote(num_cpus=1, num_gpus=gpus, max_restarts=MAX_RETRIES,
+                                     max_task_retries=MAX_RETRIES)(_Worker)
+        return [actor_cls.remote() for _ in range(size)]
+
+    def _pool(self, gpus: float) -> list[Any]:
+        if gpus <= 0:
+            return self._actors
+        if gpus not in self._gpu_pools:
+            total = self._ray.cluster_resources().get("GPU", 0)
+            size = int(total // gpus)
+            if size < 1:
+                raise RuntimeError(f"a phase asks for {gpus} GPU per worker but the Ray "
+                                   f"cluster has {total} GPU(s)")
+            self._gpu_pools[gpus] = self._make_pool(size, gpus)
+        return self._gpu_pools[gpus]
 
     def map(
         self,
@@ -80,6 +99,7 @@ class RayExecutor(Executor):
         *,
         setup: Callable[[], Any] | None = None,
         progress: Progress | None = None,
+        gpus: float = 0,
     ) -> list[R]:
         if not items:
             return []
@@ -89,7 +109,7 @@ class RayExecutor(Executor):
         key = uuid.uuid4().hex
         results: list[Any] = [None] * len(items)
         pending: dict[Any, tuple[int, Any]] = {}
-        free = list(self._actors)
+        free = list(self._pool(gpus))
         next_item = done = 0
         while done < len(items):
             while next_item < len(items) and free:
@@ -116,8 +136,8 @@ class RayExecutor(Executor):
             raise
 
     def close(self) -> None:
-        for actor in self._actors:
+        for actor in [*self._actors, *(a for pool in self._gpu_pools.values() for a in pool)]:
             self._ray.kill(actor)
-        self._actors = []
+        self._actors, self._gpu_pools = [], {}
         if self._owns_ray and self._ray.is_initialized():
             self._ray.shutdown()
