@@ -39,16 +39,19 @@ class RMSNorm(nn.Module):
 
 def rotary_tables(head_dim: int, length: int, theta: float,
                   device: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos/sin `[length, head_dim]`, each frequency repeated for both halves of the head."""
     inv_freq = 1.0 / theta ** (torch.arange(0, head_dim, 2, device=device).float() / head_dim)
     angles = torch.outer(torch.arange(length, device=device).float(), inv_freq)
+    angles = torch.cat((angles, angles), dim=-1)
     return angles.cos(), angles.sin()
 
 
 def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate (even, odd) pairs of the last dim; x is [B, H, T, D], cos/sin are [T, D/2]."""
-    x1, x2 = x[..., 0::2].float(), x[..., 1::2].float()
-    rotated = torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
-    return rotated.flatten(-2).type_as(x)
+    """Rotate pairs (i, i + D/2) of the last dim (the "rotate half" layout, fewer copies than
+    interleaved pairs); x is [B, H, T, D], cos/sin are [T, D]."""
+    half = x.shape[-1] // 2
+    rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+    return (x * cos + rotated * sin).type_as(x)
 
 
 class Block(nn.Module):

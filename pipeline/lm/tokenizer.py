@@ -18,6 +18,9 @@ class Tokenizer:
     """A thin wrapper that exposes what training and scoring need, for any `tokenizers` model."""
 
     def __init__(self, backend: object, bos_id: int | None) -> None:
+        # Match special tokens only where we put them: a document that contains the literal
+        # text "<|endoftext|>" must not inject a separator. Not saved in tokenizer.json.
+        backend.encode_special_tokens = True
         self._tok = backend
         self.bos_id = bos_id  # prepended to every document; None = first token has no context
 
@@ -34,7 +37,9 @@ class Tokenizer:
     def save(self, folder: str | Path) -> Path:
         path = Path(folder) / TOKENIZER_FILE
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._tok.save(str(path))
+        tmp = path.with_name(path.name + ".tmp")
+        self._tok.save(str(tmp))
+        tmp.replace(path)
         return path
 
     @classmethod
