@@ -1,4 +1,4 @@
-"""The `siftline` command: run, validate, inspect, select.
+"""The `siftline` command: run, validate, inspect, select, train-lm.
 
 Flags are dotted overrides of the one config model (`pipeline.config`): `--output X` is
 `--set output.path=X`, and `--set` reaches every other key, so the YAML and the CLI can never
@@ -200,6 +200,46 @@ def select(output: Annotated[str, typer.Argument(help="A finished run's output f
     elif not quiet:
         err.print(stats_table(new_stats))
         err.print(accounting_line(new_stats))
+
+
+@app.command("train-lm")
+def train_lm(config: Annotated[str | None, typer.Argument(help="YAML config file.")] = None,
+             inputs: InputOpt = None,
+             output: Annotated[str | None, typer.Option("--output",
+                                                        help="Model folder.")] = None,
+             init: Annotated[str | None, typer.Option(
+                 "--init", help="Fine-tune this model folder (its tokenizer and config).")
+                             ] = None,
+             sets: SetOpt = None,
+             overwrite: Annotated[bool, typer.Option(
+                 "--overwrite", help="Replace a model trained with another config.")] = False,
+             quiet: QuietOpt = False, as_json: JsonOpt = False) -> None:
+    """Train a small LM on a corpus sample (or fine-tune one); resumes, or does nothing if done."""
+    from pipeline.cli.train_render import RichTrainProgress, train_summary
+    from pipeline.lm.config import TrainJobConfig
+    from pipeline.lm.train import TrainProgress
+    from pipeline.lm.train import train_lm as run_training
+
+    try:
+        overrides: dict[str, Any] = dict(parse_set_options(sets or []))
+        if inputs:
+            overrides["input.paths"] = list(inputs)
+        if output:
+            overrides["output.path"] = output
+        if init:
+            overrides["init"] = init
+        cfg = load_config(config, overrides, model=TrainJobConfig)
+        if quiet or as_json:
+            result = run_training(cfg, overwrite=overwrite, progress=TrainProgress())
+        else:
+            with RichTrainProgress(err) as progress:
+                result = run_training(cfg, overwrite=overwrite, progress=progress)
+    except ConfigError as exc:
+        _fail(exc)
+    if as_json:
+        print(json.dumps(result.to_dict(), indent=2))
+    elif not quiet:
+        err.print(train_summary(result))
 
 
 def main() -> None:  # pragma: no cover - console entry point

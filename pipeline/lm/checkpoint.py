@@ -9,6 +9,7 @@ the unembedding head, the tokenizer and the context length, which is all scoring
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -68,6 +69,12 @@ def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
     return getattr(torch, dtype)
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def save_model(folder: str | Path, model: CausalLM, tokenizer: Tokenizer,
                extra: dict[str, Any] | None = None) -> Path:
     """Write weights, config and tokenizer; each file is renamed into place once complete."""
@@ -81,6 +88,7 @@ def save_model(folder: str | Path, model: CausalLM, tokenizer: Tokenizer,
         state.pop("unembed.weight", None)
     tmp = folder / (WEIGHTS_FILE + ".tmp")
     save_file(state, str(tmp))
+    os.chmod(tmp, 0o666 & ~_umask())  # safetensors creates the file private (0600)
     tmp.replace(folder / WEIGHTS_FILE)
     tokenizer.save(folder)
     meta = {"format": FORMAT_VERSION, "model": model.config.model_dump(), **(extra or {})}

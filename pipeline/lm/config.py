@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import ByteSize, Field, field_validator, model_validator
 
-from pipeline.config import _Section
+from pipeline.config import InputConfig, StorageConfig, _Section
 
 PRESETS: dict[str, dict[str, int | bool]] = {
     "tiny": {"d_model": 64, "n_layers": 2, "n_heads": 4, "vocab_size": 2048,
@@ -79,6 +79,10 @@ class TrainConfig(_Section):
     checkpoint_every: int = Field(200, ge=1, description="Steps between resumable checkpoints.")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: int | None = Field(None, ge=1, description="torch CPU threads; default all cores.")
+    epochs: float | None = Field(None, gt=0, description="Passes over the training sequences; "
+                                 "when set it replaces `tokens` (fine-tuning on target text).")
+    eval_tokens: int | None = Field(65_536, ge=1, description="Validation tokens per "
+                                    "evaluation (the first ones, always the same); None = all.")
 
 
 class ScoreConfig(_Section):
@@ -91,3 +95,39 @@ class ScoreConfig(_Section):
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     threads: int | None = Field(None, ge=1, description="torch CPU threads per worker.")
     backend: Literal["auto", "triton", "torch"] = "auto"
+
+
+class SampleConfig(_Section):
+    """Which documents a model trains on: the ones with the smallest seeded hash of their id, up
+    to `max_bytes`, so the sample is uniform and does not depend on how the input is split."""
+
+    max_bytes: ByteSize | None = Field(ByteSize(8_000_000), gt=0, description="UTF-8 bytes of "
+                                       "text to sample (training + validation); None = all.")
+    scan_bytes: ByteSize | None = Field(None, gt=0, description="Read at most this much text "
+                                        "(splits in seeded order); None = the whole corpus.")
+    seed: int = Field(0, ge=0)
+
+
+class LMOutputConfig(_Section):
+    path: str = Field("out/lm", description="Local model folder (checkpoints need renames).")
+
+    @field_validator("path")
+    @classmethod
+    def _local(cls, value: str) -> str:
+        if "://" in value and not value.startswith("file://"):
+            raise ValueError("a model folder must be a local path")
+        return value.removeprefix("file://")
+
+
+class TrainJobConfig(_Section):
+    """`siftline train-lm`: sample a corpus, train a tokenizer and a model on it, or fine-tune the
+    model folder `init` (its tokenizer and model config, a fresh optimizer)."""
+
+    input: InputConfig = Field(default_factory=InputConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    sample: SampleConfig = Field(default_factory=SampleConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    output: LMOutputConfig = Field(default_factory=LMOutputConfig)
+    init: str | None = Field(None, description="Model folder to fine-tune; model keys given "
+                             "here must then agree with its config.")
