@@ -17,7 +17,6 @@ import yaml
 from pydantic import (
     BaseModel,
     ByteSize,
-    ConfigDict,
     Field,
     SecretStr,
     ValidationError,
@@ -25,16 +24,15 @@ from pydantic import (
     model_validator,
 )
 
+from pipeline.lm.config import ModelConfig, SampleConfig, TrainConfig
+from pipeline.sections import Section as _Section
+
 STAGE_NAMES = ("exact_dedupe", "near_dedupe")
 M = TypeVar("M", bound=BaseModel)
 
 
 class ConfigError(ValueError):
     """A configuration problem, raised before any work starts."""
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
 class FieldMap(_Section):
@@ -153,6 +151,31 @@ class PipelineConfig(_Section):
         data["output"].pop("work_dir")
         data["output"].pop("path")
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+class LMOutputConfig(_Section):
+    path: str = Field("out/lm", description="Local model folder (checkpoints need renames).")
+
+    @field_validator("path")
+    @classmethod
+    def _local(cls, value: str) -> str:
+        if "://" in value and not value.startswith("file://"):
+            raise ValueError("a model folder must be a local path")
+        return value.removeprefix("file://")
+
+
+class TrainJobConfig(_Section):
+    """`siftline train-lm`: sample a corpus, train a tokenizer and a model on it, or fine-tune the
+    model folder `init` (its tokenizer and model config, a fresh optimizer)."""
+
+    input: InputConfig = Field(default_factory=InputConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    sample: SampleConfig = Field(default_factory=SampleConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    output: LMOutputConfig = Field(default_factory=LMOutputConfig)
+    init: str | None = Field(None, description="Model folder to fine-tune; model keys given "
+                             "here must then agree with its config.")
 
 
 def _format_error(exc: ValidationError, origin: str) -> str:

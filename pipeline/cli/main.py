@@ -216,7 +216,7 @@ def train_lm(config: Annotated[str | None, typer.Argument(help="YAML config file
              quiet: QuietOpt = False, as_json: JsonOpt = False) -> None:
     """Train a small LM on a corpus sample (or fine-tune one); resumes, or does nothing if done."""
     from pipeline.cli.train_render import RichTrainProgress, train_summary
-    from pipeline.lm.config import TrainJobConfig
+    from pipeline.config import TrainJobConfig
     from pipeline.lm.train import TrainProgress
     from pipeline.lm.train import train_lm as run_training
 

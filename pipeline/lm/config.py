@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import ByteSize, Field, field_validator, model_validator
+from pydantic import ByteSize, Field, model_validator
 
-from pipeline.config import InputConfig, StorageConfig, _Section
+from pipeline.sections import Section as _Section
 
 PRESETS: dict[str, dict[str, int | bool]] = {
     "tiny": {"d_model": 64, "n_layers": 2, "n_heads": 4, "vocab_size": 2048,
@@ -106,28 +106,3 @@ class SampleConfig(_Section):
     scan_bytes: ByteSize | None = Field(None, gt=0, description="Read at most this much text "
                                         "(splits in seeded order); None = the whole corpus.")
     seed: int = Field(0, ge=0)
-
-
-class LMOutputConfig(_Section):
-    path: str = Field("out/lm", description="Local model folder (checkpoints need renames).")
-
-    @field_validator("path")
-    @classmethod
-    def _local(cls, value: str) -> str:
-        if "://" in value and not value.startswith("file://"):
-            raise ValueError("a model folder must be a local path")
-        return value.removeprefix("file://")
-
-
-class TrainJobConfig(_Section):
-    """`siftline train-lm`: sample a corpus, train a tokenizer and a model on it, or fine-tune the
-    model folder `init` (its tokenizer and model config, a fresh optimizer)."""
-
-    input: InputConfig = Field(default_factory=InputConfig)
-    storage: StorageConfig = Field(default_factory=StorageConfig)
-    sample: SampleConfig = Field(default_factory=SampleConfig)
-    model: ModelConfig = Field(default_factory=ModelConfig)
-    train: TrainConfig = Field(default_factory=TrainConfig)
-    output: LMOutputConfig = Field(default_factory=LMOutputConfig)
-    init: str | None = Field(None, description="Model folder to fine-tune; model keys given "
-                             "here must then agree with its config.")

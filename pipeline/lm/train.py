@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pipeline.config import ConfigError
+from pipeline.config import ConfigError, TrainJobConfig
 from pipeline.lm.checkpoint import (
     CONFIG_FILE,
     WEIGHTS_FILE,
@@ -34,7 +34,7 @@ from pipeline.lm.checkpoint import (
     resolve_device,
     save_model,
 )
-from pipeline.lm.config import ModelConfig, TrainConfig, TrainJobConfig
+from pipeline.lm.config import ModelConfig, TrainConfig
 from pipeline.lm.data import (
     BatchOrder,
     BottomSample,
