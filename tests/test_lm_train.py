@@ -21,9 +21,9 @@ from helpers import write_jsonl, write_parquet
 from typer.testing import CliRunner
 
 import pipeline.cli.main as cli
-from pipeline.config import ConfigError, load_config
+from pipeline.config import ConfigError, TrainJobConfig, load_config
 from pipeline.lm.checkpoint import load_causal_lm, load_lm, read_model_config
-from pipeline.lm.config import ModelConfig, TrainConfig, TrainJobConfig
+from pipeline.lm.config import ModelConfig, TrainConfig
 from pipeline.lm.data import (
     BatchOrder,
     BottomSample,
