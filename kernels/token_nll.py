@@ -34,6 +34,11 @@ def _check(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
         raise TypeError(f"targets must be int64 or int32, got {targets.dtype}")
     if bias is not None and bias.shape != (weight.shape[0],):
         raise ValueError(f"bias must be [V] = [{weight.shape[0]}], got {tuple(bias.shape)}")
+    devices = {t.device for t in (hidden, weight, targets, bias) if t is not None}
+    if len(devices) > 1:
+        raise ValueError(f"inputs must be on one device, got {sorted(map(str, devices))}")
+    if bias is not None and bias.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"bias must be fp32, bf16 or fp16, got {bias.dtype}")
     if softcap is not None and not softcap > 0:
         raise ValueError(f"softcap must be positive, got {softcap}")
     if weight.shape[0] < 1:

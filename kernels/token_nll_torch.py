@@ -25,10 +25,11 @@ def _logsumexp_(logits: torch.Tensor) -> torch.Tensor:
     return row_max.squeeze(1) + logits.sub_(row_max).exp_().sum(dim=1).log()
 
 
-def _chunks(n_tokens: int, vocab: int, chunk_bytes: int) -> tuple[int, int]:
-    """(token block, vocab block) whose fp32 logits fit in `chunk_bytes`."""
+def _chunks(n_tokens: int, vocab: int, dim: int, chunk_bytes: int) -> tuple[int, int]:
+    """(token block, vocab block) whose fp32 logits, and fp32 copies of the token block's
+    hidden states and target rows, each fit in `chunk_bytes`."""
     v_block = min(vocab, max(256, chunk_bytes // (4 * max(n_tokens, 1))))
-    t_block = max(1, min(n_tokens, chunk_bytes // (4 * v_block)))
+    t_block = max(1, min(n_tokens, chunk_bytes // (4 * v_block), chunk_bytes // (4 * dim)))
     return t_block, v_block
 
 
@@ -48,7 +49,7 @@ def token_nll_torch(
     lse = torch.zeros(n_tokens, dtype=torch.float32, device=hidden.device)
     if n_tokens == 0:
         return nll, lse
-    t_block, v_block = _chunks(n_tokens, vocab, chunk_bytes)
+    t_block, v_block = _chunks(n_tokens, vocab, max(hidden.shape[1], 1), chunk_bytes)
     ignored = targets == ignore_index
     safe_targets = torch.where(ignored, torch.zeros_like(targets), targets).long()
     for t0 in range(0, n_tokens, t_block):

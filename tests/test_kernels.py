@@ -52,6 +52,7 @@ CASES: dict[str, dict[str, Any]] = {
     "vocab_2": {"T": 9, "V": 2, "d": 3},
     "one_token": {"T": 1, "V": 70, "d": 5},
     "no_tokens": {"T": 0, "V": 70, "d": 5},
+    "zero_dim": {"T": 5, "V": 70, "d": 0, "bias": True},
     "all_ignored": {"T": 12, "V": 90, "d": 8, "ignore": "all"},
     "ignore_index_0": {"T": 30, "V": 90, "d": 8, "ignore": 2, "ignore_index": 0},
     "int32_targets": {"T": 25, "V": 200, "d": 20, "int32": True, "ignore": 5},
