@@ -5,6 +5,9 @@ OUT/
   scored/part-PPPPP.parquet     every scored row: ids, score columns, drop_reason (no text)
   rejects/part-PPPPP.jsonl      quarantined records with source, position and error
   stats.json, manifest.json     accounting and provenance, written last
+  plots/color_score.png         CoLoR-Filter score histograms with the selection cut
+  models/prior, models/conditional   CoLoR-Filter's trained auxiliary models (kept by
+                                --overwrite, and reused while their config is unchanged)
   _work/                        resumable intermediate state, removed when the run completes
 """
 
@@ -15,6 +18,7 @@ from dataclasses import dataclass
 from pipeline.io.storage import join
 
 OUTPUT_ENTRIES = ("data", "scored", "rejects", "stats.json", "manifest.json", "_work", "plots")
+KEPT_ENTRIES = ("models",)  # siftline's own, but --overwrite leaves them (costly to rebuild)
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,14 @@ class Layout:
     @property
     def manifest(self) -> str:
         return join(self.root, "manifest.json")
+
+    @property
+    def color_cut(self) -> str:
+        return join(self.work, "color_cut.json")
+
+    @property
+    def color_plot(self) -> str:
+        return join(self.root, "plots", "color_score.png")
 
     def stage(self, part: int) -> str:
         return join(self.work, "stage", f"part-{part:05d}.arrow")

@@ -174,6 +174,8 @@ def select(output: Annotated[str, typer.Argument(help="A finished run's output f
                "--stages", help="Apply only these stages' drop reasons (a,b).")] = None,
            config: Annotated[str | None, typer.Option(
                "--config", help="Config for storage credentials (else the run's own).")] = None,
+           color_tau: Annotated[float | None, typer.Option(
+               "--color-tau", help="CoLoR-Filter: keep the top 1/TAU by color_score.")] = None,
            sets: SetOpt = None, executor: ExecutorOpt = None,
            quiet: QuietOpt = False, as_json: JsonOpt = False) -> None:
     """Re-select from OUT/scored/ with other rules, without re-scoring."""
@@ -188,6 +190,10 @@ def select(output: Annotated[str, typer.Argument(help="A finished run's output f
         manifest = load_finished_manifest(output, storage)
         base = {**manifest["config"], "storage": {}}
         overrides = _overrides(None, None, executor, None, stages, sets)
+        if color_tau is not None:
+            overrides.update({"stages.color_filter.tau": color_tau,
+                              "stages.color_filter.budget_tokens": None,
+                              "stages.color_filter.budget_chars": None})
         overrides["executor.kind"] = executor or manifest.get("executor", {}).get("kind", "ray")
         cfg = load_config(base, overrides)
         if storage_config is not None:

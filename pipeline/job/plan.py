@@ -23,7 +23,7 @@ from pipeline.io.readers import (
 )
 from pipeline.io.storage import Storage, is_remote
 from pipeline.io.writers import read_json, write_json
-from pipeline.layout import OUTPUT_ENTRIES, Layout
+from pipeline.layout import KEPT_ENTRIES, OUTPUT_ENTRIES, Layout
 
 PLAN_VERSION = 1
 
@@ -69,7 +69,8 @@ def check_output(config: PipelineConfig, inputs: list[str], storage: Storage) ->
         raise ConfigError(f"output.path {out} is a file, expected a folder")
     if storage.isdir(out):
         names = {entry.rstrip("/").rsplit("/", 1)[-1] for entry in storage.fs(out).ls(out)}
-        foreign = sorted(name for name in names - set(OUTPUT_ENTRIES) if not is_temp_file(name))
+        ours = set(OUTPUT_ENTRIES) | set(KEPT_ENTRIES)
+        foreign = sorted(name for name in names - ours if not is_temp_file(name))
         if foreign:
             raise ConfigError(
                 f"output.path {out} holds files siftline did not write ({', '.join(foreign[:5])});"
@@ -103,6 +104,10 @@ def preflight(config: PipelineConfig, storage: Storage) -> list[str]:
         check_output(config, paths, storage)
     except InputError as exc:
         raise ConfigError(str(exc)) from None
+    if "color_filter" in config.stages.enabled():
+        from pipeline.job.color import check_models_config
+
+        check_models_config(config)
     return paths
 
 

@@ -1,6 +1,7 @@
 """`run(config)`: the whole job as a readable sequence of timed, resumable phases.
 
-  preflight -> plan (or resume) -> score splits -> exact-dedupe shuffle -> finalize parts
+  preflight -> plan (or resume) -> [train CoLoR-Filter models] -> score splits
+  -> exact-dedupe shuffle -> near-dedupe shuffle -> [CoLoR-Filter cut] -> finalize parts
   -> stats.json + manifest.json -> remove _work
 
 Each phase skips work whose completion record exists, so a killed run restarted with the same
@@ -16,10 +17,13 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+import pyarrow as pa
+
 from pipeline.config import ConfigError, PipelineConfig
 from pipeline.executors import Executor, make_executor
 from pipeline.io.storage import Storage
 from pipeline.io.writers import read_ipc, read_json, write_json
+from pipeline.job.color import decide_cut, part_candidates, prepare_models
 from pipeline.job.exact_dedupe import attach_exact_rep, run_exact_dedupe
 from pipeline.job.finalize import finalize_table, save_record
 from pipeline.job.near_dedupe import attach_dup_cluster, run_near_dedupe
@@ -77,8 +81,10 @@ def run(config: PipelineConfig, *, overwrite: bool = False,
                              read_json(storage, layout.stats), manifest)
     plan = plan_or_resume(fresh_plan, layout, storage)
     timings: dict[str, float] = {}
+    color = "color_filter" in config.stages.enabled()
     with make_executor(config.executor) as executor:
         job = _Job(config, layout, storage, plan, executor, reporter, timings)
+        models = job.prepare_models(overwrite) if color else None
         map_records = job.score()
         write_json(storage, layout.manifest,
                    build_manifest(config, plan, map_records, [], "running"))
@@ -86,8 +92,11 @@ def run(config: PipelineConfig, *, overwrite: bool = False,
             job.exact_dedupe()
         if "near_dedupe" in config.stages.enabled():
             job.near_dedupe()
-        final_records = job.finalize()
+        cut = job.color_cut() if color else None
+        final_records = job.finalize(cut)
     stats = build_stats(map_records, final_records, timings)
+    if color:
+        stats["color_filter"] = {"models": models, "cut": cut}
     manifest = build_manifest(config, plan, map_records, final_records, "complete")
     write_json(storage, layout.stats, stats)
     write_json(storage, layout.manifest, manifest)
@@ -112,11 +121,28 @@ class _Job:
         yield self.reporter.advance
         self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
 
+    def prepare_models(self, overwrite: bool) -> dict[str, Any]:
+        start = time.perf_counter()
+        models = prepare_models(self.config, self.storage, self.reporter, overwrite)
+        self.timings["train_models"] = time.perf_counter() - start
+        return models
+
     def score(self) -> list[dict[str, Any]]:
         splits = load_splits(self.plan)
+        gpus = (self.config.stages.color_filter.gpus_per_worker
+                if "color_filter" in self.config.stages.enabled() else 0)
         with self._timed("read+score", len(splits)) as progress:
             setup = partial(SplitScorer.build, self.config, self.layout)
-            return self.executor.map(score_split, splits, setup=setup, progress=progress)
+            return self.executor.map(score_split, splits, setup=setup, progress=progress,
+                                     gpus=gpus)
+
+    def color_cut(self) -> dict[str, Any]:
+        parts = len(self.plan["splits"])
+        task = partial(_color_candidates, self.config, self.layout, self.storage,
+                       self.plan["buckets"])
+        with self._timed("color_cut", parts) as progress:
+            return decide_cut(self.executor, task, parts, self.config, self.layout,
+                              self.storage, progress)
 
     def exact_dedupe(self) -> None:
         parts, buckets = len(self.plan["splits"]), self.plan["buckets"]
@@ -130,10 +156,10 @@ class _Job:
             run_near_dedupe(self.executor, self.layout, self.storage, parts, buckets,
                             _offset_progress(progress, parts, buckets))
 
-    def finalize(self) -> list[dict[str, Any]]:
+    def finalize(self, cut: dict[str, Any] | None) -> list[dict[str, Any]]:
         parts = list(range(len(self.plan["splits"])))
         task = partial(_finalize_part, self.config, self.layout, self.storage,
-                       self.plan["buckets"])
+                       self.plan["buckets"], cut)
         with self._timed("select+write", len(parts)) as progress:
             return self.executor.map(task, parts, progress=progress)
 
@@ -150,16 +176,28 @@ def _offset_progress(progress: Callable[[int, int], None], parts: int, buckets: 
     return advance
 
 
-def _finalize_part(config: PipelineConfig, layout: Layout, storage: Storage, buckets: int,
-                   part: int) -> dict[str, Any]:
-    done = layout.final_done(part)
-    if storage.exists(done):
-        return read_json(storage, done)
+def _attached(config: PipelineConfig, layout: Layout, storage: Storage, buckets: int,
+              part: int) -> pa.Table:
+    """A staged part with the global steps' columns joined on."""
     table = read_ipc(storage, layout.stage(part))
     if "exact_dedupe" in config.stages.enabled():
         table = attach_exact_rep(table, layout, storage, part, buckets)
     if "near_dedupe" in config.stages.enabled():
         table = attach_dup_cluster(table, layout, storage, part, buckets)
-    record = finalize_table(table, part, config, layout, storage)
+    return table
+
+
+def _color_candidates(config: PipelineConfig, layout: Layout, storage: Storage, buckets: int,
+                      part: int) -> pa.Table:
+    return part_candidates(config, _attached(config, layout, storage, buckets, part), part)
+
+
+def _finalize_part(config: PipelineConfig, layout: Layout, storage: Storage, buckets: int,
+                   cut: dict[str, Any] | None, part: int) -> dict[str, Any]:
+    done = layout.final_done(part)
+    if storage.exists(done):
+        return read_json(storage, done)
+    table = _attached(config, layout, storage, buckets, part)
+    record = finalize_table(table, part, config, layout, storage, color_cut=cut)
     save_record(record, layout, storage)
     return record

@@ -93,7 +93,8 @@ class DocumentScorer:
             torch.set_num_threads(config.threads)
         return cls(load_lm(folder, config.device, config.dtype), config)
 
-    def _sequences(self, texts: list[str]) -> list[list[int]]:
+    def sequences(self, texts: list[str]) -> list[list[int]]:
+        """Token ids as scored: the context token (if any) then the document's tokens."""
         ids = self.model.tokenizer.encode_batch(texts)
         bos = self.model.tokenizer.bos_id
         return [([bos] if bos is not None else []) + seq for seq in ids]
@@ -141,8 +142,9 @@ class DocumentScorer:
             losses[w.doc][w.first - 1: w.end] = nll[offset: offset + count]
             offset += count
 
-    def score(self, texts: list[str]) -> DocScores:
-        seqs = self._sequences(texts)
+    def score(self, texts: list[str], seqs: list[list[int]] | None = None) -> DocScores:
+        """Scores of `texts`; `seqs` (from `sequences`) skips tokenizing again."""
+        seqs = self.sequences(texts) if seqs is None else seqs
         losses = [np.zeros(max(len(s) - 1, 0), dtype=np.float32) for s in seqs]
         windows = [w for doc, seq in enumerate(seqs)
                    for w in plan_windows(len(seq), self.context, self.stride, doc)]

@@ -58,12 +58,32 @@ def _part_with_text(split: Split, config: PipelineConfig, layout: Layout,
     return scored.add_column(1, text_field, text.column("text").combine_chunks())
 
 
+def _scored_candidates(config: PipelineConfig, layout: Layout, storage: Storage,
+                       part: int) -> pa.Table:
+    from pipeline.job.color import part_candidates
+
+    with storage.open(layout.path(layout.scored_rel(part))) as handle:
+        return part_candidates(config, pq.read_table(handle), part)
+
+
+def _color_cut(executor, config: PipelineConfig, layout: Layout,
+               storage: Storage, parts: int) -> dict[str, Any]:
+    """The CoLoR-Filter cut for the new rule, from the persisted scores alone."""
+    from pipeline.job.color import decide_cut
+
+    storage.delete(layout.color_cut)
+    task = partial(_scored_candidates, config, layout, storage)
+    cut = decide_cut(executor, task, parts, config, layout, storage)
+    storage.delete(layout.work, recursive=True)
+    return cut
+
+
 def _reselect_part(config: PipelineConfig, layout: Layout, storage: Storage,
-                   split: Split) -> dict[str, Any]:
+                   cut: dict[str, Any] | None, split: Split) -> dict[str, Any]:
     table = _part_with_text(split, config, layout, storage)
     before = {f.rsplit("/", 1)[-1] for f in storage.glob(
         layout.path(f"data/part-{split.index:05d}-*.parquet"))}
-    record = finalize_table(table, split.index, config, layout, storage)
+    record = finalize_table(table, split.index, config, layout, storage, color_cut=cut)
     after = {d["path"].rsplit("/", 1)[-1] for d in record["data"]}
     for stale in sorted(before - after):
         storage.delete(layout.path(f"data/{stale}"))
@@ -80,12 +100,17 @@ def reselect(output: str, config: PipelineConfig, progress=None) -> dict[str, An
     write_json(storage, layout.manifest, manifest)
     plan = {"splits": manifest["splits"], "buckets": manifest["buckets"]}
     map_records = manifest["split_records"]
+    color = "color_filter" in config.stages.enabled()
     with make_executor(config.executor) as executor:
         start = time.perf_counter()
-        task = partial(_reselect_part, config, layout, storage)
+        cut = _color_cut(executor, config, layout, storage, len(splits)) if color else None
+        task = partial(_reselect_part, config, layout, storage, cut)
         final_records = executor.map(task, splits, progress=progress)
         timings = {"select+write": time.perf_counter() - start}
     stats = build_stats(map_records, final_records, timings)
+    if color:
+        previous = read_json(storage, layout.stats).get("color_filter", {})
+        stats["color_filter"] = {"models": previous.get("models"), "cut": cut}
     new_manifest = build_manifest(config, plan, map_records, final_records, "complete")
     write_json(storage, layout.stats, stats)
     write_json(storage, layout.manifest, new_manifest)

@@ -7,6 +7,8 @@ re-decide from `OUT/scored/` alone. Reasons apply in the priority order of
 
 from __future__ import annotations
 
+from typing import Any
+
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -24,8 +26,12 @@ def local_reasons(table: pa.Table) -> pa.ChunkedArray:
     return pc.if_else(pc.fill_null(is_local, False), current, _NULL)
 
 
-def apply_selection(table: pa.Table, stages: list[str]) -> pa.Table:
-    """Recompute `drop_reason` for the enabled stages; the column is null for kept rows."""
+def apply_selection(table: pa.Table, stages: list[str], *, part: int = 0,
+                    color_cut: dict[str, Any] | None = None) -> pa.Table:
+    """Recompute `drop_reason` for the enabled stages; the column is null for kept rows.
+
+    `color_filter` needs the global cut (`pipeline.selection.color.compute_cut`) and the part
+    index, which breaks ties between equal scores."""
     reasons = [local_reasons(table)]
     if "exact_dedupe" in stages and REP_COLUMN in table.column_names:
         is_dup = pc.is_valid(table.column(REP_COLUMN))
@@ -33,6 +39,13 @@ def apply_selection(table: pa.Table, stages: list[str]) -> pa.Table:
     if "near_dedupe" in stages and IS_REP_COLUMN in table.column_names:
         is_near = pc.invert(table.column(IS_REP_COLUMN))
         reasons.append(pc.if_else(is_near, "near_duplicate", _NULL))
+    if "color_filter" in stages:
+        if color_cut is None:
+            raise ValueError("color_filter selection needs the global cut")
+        from pipeline.selection.color import selected_mask
+
+        chosen = pa.array(selected_mask(table, part, color_cut))
+        reasons.append(pc.if_else(chosen, _NULL, "color_filter"))
     decided = pc.coalesce(*reasons) if len(reasons) > 1 else reasons[0]
     index = table.column_names.index("drop_reason")
     return table.set_column(index, "drop_reason", pc.cast(decided, pa.string()))

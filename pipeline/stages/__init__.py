@@ -13,6 +13,7 @@ import pyarrow as pa
 
 from pipeline.config import PipelineConfig
 from pipeline.documents import add_local_reasons, make_table
+from pipeline.stages.color_filter import ColorScore
 from pipeline.stages.exact_dedupe import ExactHash
 from pipeline.stages.near_dedupe import MinHashBands
 
@@ -21,6 +22,7 @@ Stage = Callable[[pa.Table], pa.Table]
 REGISTRY: dict[str, Callable[[PipelineConfig], Stage]] = {
     "exact_dedupe": lambda config: ExactHash(),
     "near_dedupe": lambda config: MinHashBands(config.stages.near_dedupe),
+    "color_filter": ColorScore.build,
 }
 
 
