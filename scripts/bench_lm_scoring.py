@@ -6,16 +6,20 @@ They differ in how: the plain loop takes documents in input order in batches of 
 pads each batch to its longest window, materialises `[B, T, V]` logits and calls
 `F.cross_entropy(reduction="none")`; the scorer sorts windows by length, packs them by padded
 token count and passes only scored positions to `kernels.token_nll`. Documents are a seeded
-sample of the standard-library demo corpus; the model is randomly initialised (speed does not
-depend on the weights) with a BPE tokenizer trained on the sample. Runs alternate and each
-method's rate is the median; tokens/s counts scored tokens.
+sample of the standard-library demo corpus (long code chunks) or of a JSON Lines file such as
+../shared/data/web/dclm_labeled.jsonl (web pages of every length); the model is randomly
+initialised (speed does not depend on the weights) with a BPE tokenizer trained on the sample.
+Runs alternate and each method's rate is the median; tokens/s counts scored tokens.
 
-    python scripts/bench_lm_scoring.py --docs 400 --preset demo --repeats 3
+    python scripts/bench_lm_scoring.py --docs 100 --preset demo --repeats 3
+    python scripts/bench_lm_scoring.py --docs 300 --preset demo --repeats 3 \
+        --source ../shared/data/web/dclm_labeled.jsonl
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import pathlib
 import random
 import statistics
@@ -34,8 +38,13 @@ from pipeline.lm.scorer import IGNORE, DocumentScorer, plan_windows
 from pipeline.lm.tokenizer import train_tokenizer
 
 
-def sample_texts(n_docs: int, seed: int) -> list[str]:
-    records = collect_records(pathlib.Path(sysconfig.get_paths()["stdlib"]))
+def sample_texts(n_docs: int, seed: int, source: str = "demo") -> list[str]:
+    """A seeded sample: the standard-library demo corpus, or a JSON Lines file's `text`."""
+    if source == "demo":
+        records = collect_records(pathlib.Path(sysconfig.get_paths()["stdlib"]))
+    else:
+        with open(source, encoding="utf-8") as handle:
+            records = [json.loads(line) for line in handle if line.strip()]
     random.Random(seed).shuffle(records)
     return [r["text"] for r in records[:n_docs]]
 
@@ -76,11 +85,13 @@ def main() -> None:
     parser.add_argument("--plain-batch", type=int, default=16)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--source", default="demo",
+                        help="demo (standard-library corpus) or a JSON Lines file with `text`")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    texts = sample_texts(args.docs, args.seed)
+    texts = sample_texts(args.docs, args.seed, args.source)
     config = ModelConfig(preset=args.preset)
     tokenizer = train_tokenizer(texts, config.vocab_size)
     torch.manual_seed(args.seed)
@@ -104,7 +115,7 @@ def main() -> None:
     plain, ours = results.values()
     worst = float(np.max(np.abs(plain - ours) / np.maximum(np.abs(plain), 1e-9)))
     chars = sum(len(t) for t in texts)
-    print(f"{len(texts)} docs, {chars / 1e6:.2f} M chars, {n_tokens} tokens; model "
+    print(f"{args.source}: {len(texts)} docs, {chars / 1e6:.2f} M chars, {n_tokens} tokens; model "
           f"{args.preset} ({lm.model.num_parameters() / 1e6:.1f} M params, vocab "
           f"{config.vocab_size}, ctx {config.context_length}); {torch.get_num_threads()} "
           f"threads; max relative NLL difference {worst:.1e}\n")

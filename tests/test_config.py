@@ -404,3 +404,10 @@ def test_same_output_folder_spelt_differently_is_already_complete(
     assert run(local_config(corpus, "out")).status == "complete"
     assert run(local_config(corpus, "out/")).status == "already_complete"
     assert run(local_config(corpus, tmp_path / "out")).status == "already_complete"
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (Path(__file__).parents[1] / "configs")
+                                        .glob("*.yaml")))
+def test_shipped_configs_validate(name: str) -> None:
+    config = load_config(Path(__file__).parents[1] / "configs" / name)
+    assert config.stages.enabled()
