@@ -11,6 +11,7 @@ sample (speed does not depend on the weights); documents are a seeded sample of 
 standard-library demo corpus. Methods alternate; each figure is the median of `--repeats`.
 
     python scripts/bench_color_scoring.py --docs 300 --repeats 3 --workers 2
+    python scripts/bench_color_scoring.py --docs 5000 --preset 150m --device cuda   # on a GPU
 """
 
 from __future__ import annotations
@@ -57,13 +58,15 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu", help="cpu | cuda (GPU actors, one each)")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    gpus = 1 if args.device == "cuda" else 0
     texts = sample_texts(args.docs, args.seed)
     work = Path(tempfile.mkdtemp(prefix="siftline-color-bench-"))
     try:
         prior_dir, cond_dir = build_models(texts, work, args.preset)
-        score = ScoreConfig(device="cpu", threads=1)
+        score = ScoreConfig(device=args.device, threads=1)
         both = ColorScore(ColorFilterConfig(score=score), prior_dir, cond_dir)
         prior = DocumentScorer.from_folder(prior_dir, score)
         cond = DocumentScorer.from_folder(cond_dir, score)
@@ -90,7 +93,8 @@ def main() -> None:
                "executor": {"kind": "ray", "num_workers": args.workers},
                "stages": {"exact_dedupe": {"enabled": False}, "color_filter": {
                    "enabled": True, "prior": prior_dir, "conditional": cond_dir,
-                   "score": {"device": "cpu", "threads": 1}, "plot": False}}}
+                   "score": {"device": args.device, "threads": 1},
+                   "gpus_per_worker": gpus, "plot": False}}}
         ray_times = []
         for _ in range(args.repeats):
             shutil.rmtree(work / "out", ignore_errors=True)
@@ -98,7 +102,7 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"{len(texts)} docs, {sum(map(len, texts)) / 1e6:.2f} M chars, {tokens} tokens per "
-          f"model; preset {args.preset}; one torch thread per worker\n")
+          f"model; preset {args.preset}; device {args.device}; one torch thread per worker\n")
     print("| layout | median s | docs/s | tokens/s (both models) |")
     print("|---|---:|---:|---:|")
     for name, values in times.items():
