@@ -227,11 +227,7 @@ def train_lm(config: Annotated[str | None, typer.Argument(help="YAML config file
     from pipeline.lm.train import train_lm as run_training
 
     try:
-        overrides: dict[str, Any] = dict(parse_set_options(sets or []))
-        if inputs:
-            overrides["input.paths"] = list(inputs)
-        if output:
-            overrides["output.path"] = output
+        overrides = _overrides(inputs, output, None, None, None, sets)
         if init:
             overrides["init"] = init
         cfg = load_config(config, overrides, model=TrainJobConfig)
