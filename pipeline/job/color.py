@@ -26,8 +26,6 @@ from pipeline.selection.color import ALL, candidates, compute_cut
 from pipeline.selection.rules import apply_selection
 from pipeline.stages.color_filter import model_dirs
 
-Progress = Callable[[str, int, int], None]  # (phase, done, total)
-
 
 def check_models_config(config: PipelineConfig) -> None:
     """Preflight: given folders exist; trained ones go to a local folder."""
