@@ -14,6 +14,10 @@ Runs alternate and each method's rate is the median; tokens/s counts scored toke
     python scripts/bench_lm_scoring.py --docs 100 --preset demo --repeats 3
     python scripts/bench_lm_scoring.py --docs 300 --preset demo --repeats 3 \
         --source ../shared/data/web/dclm_labeled.jsonl
+    python scripts/bench_lm_scoring.py --docs 2000 --preset 150m --device cuda   # bf16, Triton
+
+On a GPU both methods run the model in bf16 (the scorer's default there); the plain loop's
+logits are bf16 too, as a user's would be.
 """
 
 from __future__ import annotations
@@ -68,12 +72,18 @@ def plain_loop(lm: SiftlineLM, texts: list[str], stride: int, batch_docs: int) -
             inputs[i, : w.end - w.begin] = torch.tensor(seq[w.begin:w.end])
             skip = w.first - w.begin - 1
             targets[i, skip: w.end - w.begin] = torch.tensor(seq[w.first:w.end + 1])
-        logits = lm.model.logits(lm.model(inputs))
-        nll = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE,
-                              reduction="none").view(len(rows), width)
+        logits = lm.model.logits(lm.model(inputs.to(lm.device)))
+        nll = F.cross_entropy(logits.flatten(0, 1), targets.to(lm.device).flatten(),
+                              ignore_index=IGNORE, reduction="none").view(len(rows), width).cpu()
         for i, (doc, _) in enumerate(rows):
             totals[doc] += float(nll[i].double().sum())
     return totals
+
+
+def describe(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)}, bf16"
+    return f"{torch.get_num_threads()} threads, fp32"
 
 
 def main() -> None:
@@ -85,6 +95,8 @@ def main() -> None:
     parser.add_argument("--plain-batch", type=int, default=16)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                        help="cuda: bf16 model, the scorer's Triton kernel")
     parser.add_argument("--source", default="demo",
                         help="demo (standard-library corpus) or a JSON Lines file with `text`")
     args = parser.parse_args()
@@ -95,10 +107,14 @@ def main() -> None:
     config = ModelConfig(preset=args.preset)
     tokenizer = train_tokenizer(texts, config.vocab_size)
     torch.manual_seed(args.seed)
-    lm = SiftlineLM(CausalLM(config).eval(), tokenizer, torch.device("cpu"))
-    score_config = ScoreConfig(batch_tokens=args.batch_tokens, backend="torch", device="cpu")
+    device = torch.device(args.device)
+    dtype = torch.bfloat16 if args.device == "cuda" else torch.float32
+    lm = SiftlineLM(CausalLM(config).to(device, dtype).eval(), tokenizer, device)
+    score_config = ScoreConfig(batch_tokens=args.batch_tokens, device=args.device,
+                               backend="auto" if args.device == "cuda" else "torch")
     scorer = DocumentScorer(lm, score_config)
-    n_tokens = int(scorer.score(texts[:2]).n_tokens.sum())  # warm-up
+    scorer.score(texts[:2])  # warm-up (and Triton's autotune on a GPU)
+    plain_loop(lm, texts[:2], scorer.stride, args.plain_batch)
     methods = {
         "plain loop (input order, full logits)":
             lambda: plain_loop(lm, texts, scorer.stride, args.plain_batch),
@@ -117,8 +133,8 @@ def main() -> None:
     chars = sum(len(t) for t in texts)
     print(f"{args.source}: {len(texts)} docs, {chars / 1e6:.2f} M chars, {n_tokens} tokens; model "
           f"{args.preset} ({lm.model.num_parameters() / 1e6:.1f} M params, vocab "
-          f"{config.vocab_size}, ctx {config.context_length}); {torch.get_num_threads()} "
-          f"threads; max relative NLL difference {worst:.1e}\n")
+          f"{config.vocab_size}, ctx {config.context_length}); {describe(device)}; "
+          f"max relative NLL difference {worst:.1e}\n")
     base = statistics.median(times[next(iter(methods))])
     print("| method | median s | tokens/s | speed-up |")
     print("|---|---:|---:|---:|")

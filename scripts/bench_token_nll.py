@@ -211,10 +211,12 @@ def add_speedups(rows: list[dict[str, Any]], baseline: str) -> None:
 
 # ---------------------------------------------------------------- GPU mode (and --smoke on CPU)
 
-def run_gpu(cases: list[Case], device: str, repeats: int, warmup: int,
-            peak_tflops: float) -> list[dict[str, Any]]:
+def run_gpu(cases: list[Case], device: str, repeats: int, warmup: int, peak_tflops: float,
+            on_case: Callable[[list[dict[str, Any]]], None] = lambda rows: None,
+            ) -> list[dict[str, Any]]:
+    """Every method on every case; `on_case(rows so far)` after each case (partial results)."""
     methods = gpu_methods()
-    rows = []
+    rows: list[dict[str, Any]] = []
     for case in cases:
         hidden, weight, targets = make_inputs(case, device)
         for method, fn in methods.items():
@@ -226,6 +228,7 @@ def run_gpu(cases: list[Case], device: str, repeats: int, warmup: int,
         del hidden, weight, targets
         if device == "cuda":
             torch.cuda.empty_cache()
+        on_case(rows)
     add_speedups([r for r in rows if not r.get("error")], GPU_BASELINE)
     return rows
 
@@ -382,7 +385,15 @@ def main() -> None:
         peak = matmul_peak_tflops("cuda", 8192)
         print(f"bf16 matmul peak (8192^3): {peak:.0f} TFLOP/s", file=sys.stderr)
         result["correctness"] = correctness(cases[0], "cuda", CHECK_TOKENS)
-        rows = run_gpu(cases, "cuda", args.repeats or 20, args.warmup, peak)
+        print("correctness: " + json.dumps(result["correctness"]), file=sys.stderr, flush=True)
+
+        def save_partial(rows: list[dict[str, Any]]) -> None:
+            if args.json:
+                args.json.parent.mkdir(parents=True, exist_ok=True)
+                args.json.write_text(json.dumps({**result, "partial": True, "rows": rows},
+                                                indent=2))
+
+        rows = run_gpu(cases, "cuda", args.repeats or 20, args.warmup, peak, save_partial)
         result["triton_configs"] = best_triton_configs()
     result.update(environment(device), matmul_peak_tflops=peak, rows=rows)
     print(markdown(rows, columns))

@@ -66,6 +66,16 @@ CASES: dict[str, dict[str, Any]] = {
                           "softcap": 15.0, "scale": 5.0},
     "fp16": {"T": 29, "V": 333, "d": 48, "dtype": "fp16", "bias": True},
     "mixed_bf16_fp32": {"T": 18, "V": 222, "d": 30, "dtype": "bf16", "weight_dtype": "fp32"},
+    # The kernel's load and target variants (`variant`; the torch path ignores it). The default
+    # is unmasked loads and the target logit gathered outside the tile loop: test the others.
+    "masked_loads": {"T": 37, "V": 1003, "d": 50, "ignore": 3, "variant": {"MASK_FREE": False}},
+    "mask_free_even_d": {"T": 37, "V": 515, "d": 64, "bias": True, "splits": 2,
+                         "variant": {"MASK_FREE": True}},
+    "target_in_loop": {"T": 21, "V": 400, "d": 70, "dtype": "bf16", "bias": True,
+                       "softcap": 15.0, "scale": 5.0, "ignore": 4,
+                       "variant": {"GATHER_TARGET": True}},
+    "masked_target_in_loop_inf_bias": {"T": 8, "V": 600, "d": 32, "inf_bias": 256, "splits": 2,
+                                       "variant": {"MASK_FREE": False, "GATHER_TARGET": True}},
 }
 
 
@@ -232,8 +242,9 @@ def _triton_case(name: str) -> dict[str, Any]:
         inputs = make_inputs(case)
         kwargs = {k: inputs[k] for k in ("bias", "softcap", "ignore_index")}
         args = (inputs["hidden"], inputs["weight"], inputs["targets"])
-        if "splits" in case:
-            nll, lse = kt.token_nll_triton(*args, vocab_splits=case["splits"], **kwargs)
+        if "splits" in case or "variant" in case:
+            nll, lse = kt.token_nll_triton(*args, vocab_splits=case.get("splits"),
+                                           variant=case.get("variant"), **kwargs)
         else:
             nll, lse = token_nll_lse(*args, backend="triton", **kwargs)
         return error_report(inputs, nll, lse)

@@ -183,3 +183,20 @@ def test_scorer_on_ray_workers_and_gpu_request_without_gpus(tokenizer, tmp_path)
             executor.map(lambda s, chunk: 0, [texts], setup=setup, gpus=1)
     np.testing.assert_allclose(np.concatenate(parts), DocumentScorer(lm).score(texts).nll_sum,
                                rtol=1e-6)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("dtype,rel", [("float32", 1e-4), ("bfloat16", 3e-2)])
+def test_scorer_on_cuda_matches_the_cpu_scorer(tokenizer, tmp_path, dtype: str,
+                                               rel: float) -> None:
+    """The GPU scorer (Triton kernel under `auto`) scores as the CPU torch path does."""
+    lm = _lm(tokenizer, context=64)
+    save_model(tmp_path / "m", lm.model, tokenizer)
+    texts = _texts(40, seed=9)
+    on_cpu = DocumentScorer(lm, ScoreConfig(backend="torch")).score(texts)
+    gpu = DocumentScorer.from_folder(str(tmp_path / "m"), ScoreConfig(device="cuda", dtype=dtype))
+    assert gpu.model.device.type == "cuda"
+    on_gpu = gpu.score(texts)
+    assert on_gpu.n_tokens.tolist() == on_cpu.n_tokens.tolist()
+    np.testing.assert_allclose(on_gpu.nll_sum, on_cpu.nll_sum, rtol=rel)

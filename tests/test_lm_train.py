@@ -340,3 +340,20 @@ def test_cli_train_lm_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     tuned = runner.invoke(cli.app, [*tune, "--json"])  # the config's model keys agree with init
     assert tuned.exit_code == 0, tuned.output
     assert json.loads(tuned.stdout)["init"] == str(out)
+
+
+# -- on a GPU ----------------------------------------------------------------------------------
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_training_on_cuda_with_bf16_autocast(trained: tuple[Path, Any], tmp_path: Path) -> None:
+    """The GPU path (bf16 autocast, fused AdamW) learns as the CPU one does and resumes."""
+    _, on_cpu = trained
+    out = tmp_path / "gpu"
+    cfg = train_cfg(device="cuda")
+    with pytest.raises(Stop):
+        train_lm_on_texts(synthetic_texts(150), model_cfg(), cfg, out, progress=StopAt(15))
+    result = train_lm_on_texts(synthetic_texts(150), model_cfg(), cfg, out)
+    assert result.status == "complete" and result.steps == 30
+    assert result.val_loss_after < result.val_loss_before - 1.5
+    assert result.val_loss_after == pytest.approx(on_cpu.val_loss_after, abs=0.3)
+    assert load_lm(out, device="cuda").device.type == "cuda"
