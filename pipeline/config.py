@@ -78,6 +78,12 @@ class S3Config(_Section):
     secret_access_key: SecretStr | None = None
     session_token: SecretStr | None = None
     anon: bool = False
+    max_attempts: int = Field(6, ge=1, le=20, description="Tries per S3 request (botocore: "
+                              "exponential backoff with full jitter on 5xx, throttling and "
+                              "connection errors) and per streamed body read (s3fs).")
+    retry_mode: Literal["standard", "adaptive"] = Field("standard", description="botocore's "
+                                                        "retry mode; adaptive also rate-limits "
+                                                        "the client after throttling.")
 
 
 class StorageConfig(_Section):

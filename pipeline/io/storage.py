@@ -11,12 +11,15 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
-from collections.abc import Iterator
-from typing import IO, Any
+from collections.abc import Callable, Iterator
+from typing import IO, Any, TypeVar
 
 import fsspec
 
 from pipeline.config import S3Config
+from pipeline.io.s3errors import ExplainedFile, explain
+
+T = TypeVar("T")
 
 
 def is_remote(uri: str) -> bool:
@@ -39,7 +42,8 @@ def s3_options(s3: S3Config) -> dict[str, Any]:
         opts["secret"] = s3.secret_access_key.get_secret_value()
     if s3.session_token:
         opts["token"] = s3.session_token.get_secret_value()
-    opts["config_kwargs"] = {"retries": {"max_attempts": 8, "mode": "adaptive"}}
+    # botocore retries each request (backoff with full jitter); see pipeline/io/s3errors.py
+    opts["config_kwargs"] = {"retries": {"max_attempts": s3.max_attempts, "mode": s3.retry_mode}}
     return opts
 
 
@@ -60,20 +64,34 @@ class Storage:
         protocol = uri.split("://", 1)[0] if is_remote(uri) else "file"
         if protocol not in self._fs:
             if protocol in ("s3", "s3a"):
-                self._fs[protocol] = fsspec.filesystem("s3", **s3_options(self.s3))
+                fs = fsspec.filesystem("s3", **s3_options(self.s3))
+                fs.retries = self.s3.max_attempts  # s3fs's re-reads of a broken-off body
+                self._fs[protocol] = fs
             else:
                 self._fs[protocol] = fsspec.filesystem(protocol)
         return self._fs[protocol]
 
+    def _call(self, op: str, uri: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run one filesystem call; on S3 a final failure becomes a clear error (s3errors)."""
+        if not is_remote(uri):
+            return fn(*args, **kwargs)
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:
+            better = explain(exc, op, uri, self.s3.max_attempts)
+            if better is exc:
+                raise
+            raise better from exc
+
     # -- queries -------------------------------------------------------------------------------
     def exists(self, uri: str) -> bool:
-        return self.fs(uri).exists(uri)
+        return self._call("exists", uri, self.fs(uri).exists, uri)
 
     def isdir(self, uri: str) -> bool:
-        return self.fs(uri).isdir(uri)
+        return self._call("isdir", uri, self.fs(uri).isdir, uri)
 
     def info(self, uri: str) -> dict[str, Any]:
-        return self.fs(uri).info(uri)
+        return self._call("info", uri, self.fs(uri).info, uri)
 
     def size(self, uri: str) -> int:
         return int(self.info(uri)["size"])
@@ -99,13 +117,14 @@ class Storage:
 
     def glob(self, pattern: str) -> list[str]:
         fs = self.fs(pattern)
-        found = fs.glob(pattern)
+        found = self._call("list", pattern, fs.glob, pattern)
         return sorted(self._with_protocol(pattern, p) for p in found)
 
     def find(self, uri: str) -> list[str]:
         """All files under a folder, recursively, sorted."""
         fs = self.fs(uri)
-        return sorted(self._with_protocol(uri, p) for p in fs.find(uri))
+        found = self._call("list", uri, fs.find, uri)
+        return sorted(self._with_protocol(uri, p) for p in found)
 
     @staticmethod
     def _with_protocol(like: str, path: str) -> str:
@@ -115,10 +134,13 @@ class Storage:
 
     # -- reads ---------------------------------------------------------------------------------
     def open(self, uri: str, mode: str = "rb", **kwargs: Any) -> IO[Any]:
-        return self.fs(uri).open(uri, mode, **kwargs)
+        handle = self._call("open", uri, self.fs(uri).open, uri, mode, **kwargs)
+        if is_remote(uri) and "r" in mode:
+            return ExplainedFile(handle, "read", uri, self.s3.max_attempts)  # type: ignore
+        return handle
 
     def read_bytes(self, uri: str, start: int | None = None, end: int | None = None) -> bytes:
-        return self.fs(uri).cat_file(uri, start=start, end=end)
+        return self._call("read", uri, self.fs(uri).cat_file, uri, start=start, end=end)
 
     def read_text(self, uri: str) -> str:
         return self.read_bytes(uri).decode("utf-8")
@@ -132,14 +154,14 @@ class Storage:
     def atomic_write(self, uri: str) -> Iterator[IO[bytes]]:
         """Yield a binary file that appears under `uri` only if the block completes."""
         if is_remote(uri):
-            handle = self.fs(uri).open(uri, "wb")
+            handle = self._call("write", uri, self.fs(uri).open, uri, "wb")
             try:
                 yield handle
+                self._call("write", uri, handle.close)  # the PUT (or multipart completion)
             except BaseException:
                 handle.discard()  # abort the upload: no partial object under the final name
                 handle.closed = True
                 raise
-            handle.close()
             return
         parent = os.path.dirname(uri) or "."
         os.makedirs(parent, exist_ok=True)
@@ -160,8 +182,8 @@ class Storage:
 
     def delete(self, uri: str, recursive: bool = False) -> None:
         fs = self.fs(uri)
-        if fs.exists(uri):
-            fs.rm(uri, recursive=recursive)
+        if self.exists(uri):
+            self._call("delete", uri, fs.rm, uri, recursive=recursive)
 
 
 def join(base: str, *parts: str) -> str:
