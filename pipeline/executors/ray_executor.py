@@ -47,6 +47,29 @@ class _Worker:
         return fn(self.state, item)
 
 
+class LostWork:
+    """Bookkeeping of tasks lost with their worker: how often each item was re-run, and which
+    actors failed more often than Ray restarts them (those leave the pool for good)."""
+
+    def __init__(self, n_items: int, pool: list[Any]) -> None:
+        self.retries = [0] * n_items
+        self.failures: dict[int, int] = {}
+        self.pool = pool
+
+    def actor_still_usable(self, index: int, actor: Any, err: BaseException) -> bool:
+        self.retries[index] += 1
+        if self.retries[index] > MAX_RETRIES:
+            raise RuntimeError(f"a task was lost with its worker {self.retries[index]} times; "
+                               f"giving up: {err}") from err
+        self.failures[id(actor)] = self.failures.get(id(actor), 0) + 1
+        if self.failures[id(actor)] <= MAX_RETRIES + 1:
+            return True
+        self.pool.remove(actor)  # restarts exhausted: the pool shrinks
+        if not self.pool:
+            raise RuntimeError(f"every Ray worker of this phase was lost: {err}") from err
+        return False
+
+
 class RayExecutor(Executor):
     name = "ray"
 
@@ -109,18 +132,29 @@ class RayExecutor(Executor):
         key = uuid.uuid4().hex
         results: list[Any] = [None] * len(items)
         pending: dict[Any, tuple[int, Any]] = {}
-        free = list(self._pool(gpus))
-        next_item = done = 0
+        pool = self._pool(gpus)
+        free = list(pool)
+        todo = list(range(len(items)))[::-1]  # popped from the end: item order
+        lost = LostWork(len(items), pool)
+        done = 0
         while done < len(items):
-            while next_item < len(items) and free:
-                actor = free.pop()
-                ref = actor.run.remote(fn_ref, items[next_item], key, setup_ref)
-                pending[ref] = (next_item, actor)
-                next_item += 1
+            while todo and free:
+                index, actor = todo.pop(), free.pop()
+                ref = actor.run.remote(fn_ref, items[index], key, setup_ref)
+                pending[ref] = (index, actor)
             ready, _ = ray.wait(list(pending), num_returns=1)
             index, actor = pending.pop(ready[0])
+            try:
+                results[index] = self._get(ready[0])
+            except ray.exceptions.RayActorError as err:
+                # The worker (or its node) was lost mid-task: run the item again, on the
+                # restarted actor or another one. Outputs are exactly-once, so a task that
+                # had already written files rewrites the same bytes under the same names.
+                if lost.actor_still_usable(index, actor, err):
+                    free.append(actor)
+                todo.append(index)
+                continue
             free.append(actor)
-            results[index] = self._get(ready[0])
             done += 1
             if progress:
                 progress(done, len(items))
