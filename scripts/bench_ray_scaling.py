@@ -1,0 +1,144 @@
+"""Scaling of the CPU stages on Ray: the same job with 1 and with 2 Ray workers.
+
+The job is the demo pipeline's CPU part (read -> exact dedupe -> near dedupe -> select+write)
+over the standard-library demo corpus, cut into equal compressed shards so both workers get
+work. Each run is a fresh subprocess with an embedded Ray of `--workers` CPUs, one thread
+everywhere; runs are interleaved and the median of `--repeats` is reported. Ray's start-up is
+outside the timed phases (it is reported apart): the phases' wall times come from stats.json.
+
+    python scripts/bench_ray_scaling.py --mb 34 --shard-kb 1000 --repeats 3 --markdown
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+THREAD_ENV = ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+PARALLEL_PHASES = ("read+score", "exact_dedupe", "near_dedupe", "select+write")
+
+
+def child(corpus: str, out: str, workers: int) -> None:
+    """One timed run (in its own process); prints a JSON line."""
+    sys.path.insert(0, str(ROOT))
+    import ray
+
+    from pipeline import load_config
+    from pipeline.executors.ray_executor import _quiet_local_env
+    from pipeline.job.runner import run
+
+    _quiet_local_env()
+    started = time.perf_counter()
+    # Ray started here, so its start-up stays out of the job's phases (the job joins it)
+    ray.init(num_cpus=workers, include_dashboard=False, _node_ip_address="127.0.0.1",
+             runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
+    ray_start = time.perf_counter() - started
+    config = load_config({
+        "input": {"paths": [corpus]}, "output": {"path": out},
+        "executor": {"kind": "ray", "num_workers": workers},
+        "stages": {"exact_dedupe": {"partitions": 4}, "near_dedupe": {"enabled": True}},
+    })
+    began = time.perf_counter()
+    result = run(config)
+    job_s = time.perf_counter() - began
+    ray.shutdown()
+    print(json.dumps({"workers": workers, "ray_start_s": ray_start, "job_s": job_s,
+                      "phases": result.stats["wall_time_s"],
+                      "docs": result.stats["input_records"],
+                      "kept": result.stats["kept"]}))
+
+
+def one_run(corpus: Path, scratch: Path, workers: int) -> dict[str, Any]:
+    out = scratch / f"out-{workers}"
+    shutil.rmtree(out, ignore_errors=True)
+    env = {**os.environ, **dict.fromkeys(THREAD_ENV, "1"), "RAY_DEDUP_LOGS": "1",
+           "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, __file__, "--child", str(corpus), str(out),
+                           str(workers)], env=env, capture_output=True, text=True, check=True)
+    line = [ln for ln in proc.stdout.splitlines() if ln.startswith('{"workers"')][-1]
+    return json.loads(line)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--mb", type=float, default=34.0, help="corpus size (MB of text)")
+    parser.add_argument("--shard-kb", type=int, default=1000, help="compressed-shard target")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--scratch", default="/tmp/siftline-bench-scaling")
+    parser.add_argument("--markdown", action="store_true")
+    parser.add_argument("--child", nargs=3, metavar=("CORPUS", "OUT", "WORKERS"),
+                        help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child[0], args.child[1], int(args.child[2]))
+        return 0
+
+    sys.path.insert(0, str(ROOT))
+    from pipeline.demo.corpus import build_demo_corpus
+
+    scratch = Path(args.scratch)
+    corpus = scratch / f"corpus-{args.mb:g}mb-{args.shard_kb}kb"
+    shards = build_demo_corpus(corpus, max_bytes=int(args.mb * 1e6),
+                               shard_bytes=args.shard_kb * 1000)
+    text_mb = sum(len(json.loads(line)["text"].encode()) for line in _lines(shards)) / 1e6
+    runs: dict[int, list[dict[str, Any]]] = {1: [], 2: []}
+    for _ in range(args.repeats):
+        for workers in (1, 2):
+            runs[workers].append(one_run(corpus, scratch, workers))
+            print(f"workers={workers}: {runs[workers][-1]}", file=sys.stderr)
+    report(runs, text_mb, len(shards), os.getloadavg(), args.markdown)
+    return 0
+
+
+def _lines(shards: list[Path]) -> list[str]:
+    import zstandard
+
+    out: list[str] = []
+    for path in shards:
+        out += zstandard.ZstdDecompressor().stream_reader(path.open("rb")).read().decode(
+            ).splitlines()
+    return [line for line in out if line]
+
+
+def report(runs: dict[int, list[dict[str, Any]]], text_mb: float, n_shards: int,
+           load: tuple[float, float, float], markdown: bool) -> None:
+    docs = runs[1][0]["docs"]
+    print(f"input: {docs:,} documents, {text_mb:.1f} MB of text in {n_shards} zstd shards; "
+          f"load average at the end {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    rows, medians = [], {}
+    for workers, items in runs.items():
+        phase_s = [sum(r["phases"].get(p, 0.0) for p in PARALLEL_PHASES) for r in items]
+        job_s = [r["job_s"] for r in items]
+        medians[workers] = statistics.median(phase_s)
+        rows.append((workers, statistics.median(phase_s), min(phase_s), max(phase_s),
+                     statistics.median(job_s), statistics.median(r["ray_start_s"] for r in items),
+                     docs / statistics.median(phase_s), text_mb / statistics.median(phase_s)))
+    header = ("| Ray workers | CPU stages s (median) | range | whole job s | Ray start s | "
+              "docs/s | MB/s |")
+    print(header if markdown else header.replace("|", " "))
+    if markdown:
+        print("|---|---|---|---|---|---|---|")
+    for w, med, lo, hi, job, start, dps, mbs in rows:
+        print(f"| {w} | {med:.2f} | {lo:.2f}-{hi:.2f} | {job:.2f} | {start:.2f} | {dps:,.0f} | "
+              f"{mbs:.2f} |")
+    per_phase = {p: [statistics.median(r["phases"].get(p, 0.0) for r in runs[w]) for w in (1, 2)]
+                 for p in PARALLEL_PHASES}
+    print("\n| phase | 1 worker s | 2 workers s | speed-up |\n|---|---|---|---|")
+    for phase, (one, two) in per_phase.items():
+        print(f"| {phase} | {one:.2f} | {two:.2f} | {one / two if two else float('nan'):.2f} |")
+    speedup = medians[1] / medians[2]
+    print(f"\nspeed-up of the CPU stages on 2 workers: {speedup:.2f}x (goal >= 1.7x): "
+          f"{'PASS' if speedup >= 1.7 else 'FAIL'}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
