@@ -1,12 +1,15 @@
 """Scaling of the CPU stages on Ray: the same job with 1 and with 2 Ray workers.
 
 The job is the demo pipeline's CPU part (read -> exact dedupe -> near dedupe -> select+write)
-over the standard-library demo corpus, cut into equal compressed shards so both workers get
-work. Each run is a fresh subprocess with an embedded Ray of `--workers` CPUs, one thread
-everywhere; runs are interleaved and the median of `--repeats` is reported. Ray's start-up is
-outside the timed phases (it is reported apart): the phases' wall times come from stats.json.
+over bench_throughput.py's synthetic English-like JSON Lines (`--corpus synthetic`, any size,
+split into byte ranges of `--split-mb`) or the standard-library demo corpus cut into equal
+compressed shards (`--corpus demo`, 34 MB at most). Each run is a fresh subprocess with an
+embedded Ray of 1 or 2 CPUs, one thread everywhere; runs are interleaved and the median of
+`--repeats` is reported. Ray's start-up is outside the timed phases (reported apart); the
+phases' wall times come from stats.json.
 
-    python scripts/bench_ray_scaling.py --mb 34 --shard-kb 1000 --repeats 3 --markdown
+    python scripts/bench_ray_scaling.py --corpus synthetic --mb 200 --repeats 2 --markdown
+    python scripts/bench_ray_scaling.py --corpus demo --mb 34 --shard-kb 1000 --repeats 2
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ THREAD_ENV = ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS", "OPENBLAS_NUM_THREADS", "M
 PARALLEL_PHASES = ("read+score", "exact_dedupe", "near_dedupe", "select+write")
 
 
-def child(corpus: str, out: str, workers: int) -> None:
+def child(corpus: str, out: str, workers: int, split_bytes: int) -> None:
     """One timed run (in its own process); prints a JSON line."""
     sys.path.insert(0, str(ROOT))
     import ray
@@ -43,7 +46,7 @@ def child(corpus: str, out: str, workers: int) -> None:
              runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
     ray_start = time.perf_counter() - started
     config = load_config({
-        "input": {"paths": [corpus]}, "output": {"path": out},
+        "input": {"paths": [corpus], "split_bytes": split_bytes}, "output": {"path": out},
         "executor": {"kind": "ray", "num_workers": workers},
         "stages": {"exact_dedupe": {"partitions": 4}, "near_dedupe": {"enabled": True}},
     })
@@ -57,45 +60,59 @@ def child(corpus: str, out: str, workers: int) -> None:
                       "kept": result.stats["kept"]}))
 
 
-def one_run(corpus: Path, scratch: Path, workers: int) -> dict[str, Any]:
+def one_run(corpus: Path, scratch: Path, workers: int, split_bytes: int) -> dict[str, Any]:
     out = scratch / f"out-{workers}"
     shutil.rmtree(out, ignore_errors=True)
     env = {**os.environ, **dict.fromkeys(THREAD_ENV, "1"), "RAY_DEDUP_LOGS": "1",
            "PYTHONPATH": str(ROOT)}
     proc = subprocess.run([sys.executable, __file__, "--child", str(corpus), str(out),
-                           str(workers)], env=env, capture_output=True, text=True, check=True)
+                           str(workers), str(split_bytes)],
+                          env=env, capture_output=True, text=True, check=True)
     line = [ln for ln in proc.stdout.splitlines() if ln.startswith('{"workers"')][-1]
     return json.loads(line)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--mb", type=float, default=34.0, help="corpus size (MB of text)")
-    parser.add_argument("--shard-kb", type=int, default=1000, help="compressed-shard target")
+    parser.add_argument("--corpus", choices=("synthetic", "demo"), default="synthetic")
+    parser.add_argument("--mb", type=float, default=200.0, help="corpus size (MB of text)")
+    parser.add_argument("--shard-kb", type=int, default=1000, help="demo: compressed shards")
+    parser.add_argument("--split-mb", type=int, default=10, help="synthetic: split size")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--scratch", default="/tmp/siftline-bench-scaling")
     parser.add_argument("--markdown", action="store_true")
-    parser.add_argument("--child", nargs=3, metavar=("CORPUS", "OUT", "WORKERS"),
+    parser.add_argument("--child", nargs=4, metavar=("CORPUS", "OUT", "WORKERS", "SPLIT"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child[0], args.child[1], int(args.child[2]))
+        child(args.child[0], args.child[1], int(args.child[2]), int(args.child[3]))
         return 0
 
     sys.path.insert(0, str(ROOT))
     from pipeline.demo.corpus import build_demo_corpus
 
     scratch = Path(args.scratch)
-    corpus = scratch / f"corpus-{args.mb:g}mb-{args.shard_kb}kb"
-    shards = build_demo_corpus(corpus, max_bytes=int(args.mb * 1e6),
-                               shard_bytes=args.shard_kb * 1000)
-    text_mb = sum(len(json.loads(line)["text"].encode()) for line in _lines(shards)) / 1e6
+    split_bytes = 64_000_000
+    if args.corpus == "demo":
+        corpus = scratch / f"corpus-{args.mb:g}mb-{args.shard_kb}kb"
+        shards = build_demo_corpus(corpus, max_bytes=int(args.mb * 1e6),
+                                   shard_bytes=args.shard_kb * 1000)
+        text_mb = sum(len(json.loads(line)["text"].encode()) for line in _lines(shards)) / 1e6
+        pieces = f"{len(shards)} zstd shards"
+    else:
+        sys.path.insert(0, str(ROOT / "scripts"))
+        from bench_throughput import generate
+
+        corpus = scratch / f"synthetic-{int(args.mb)}mb"
+        meta = generate(corpus, int(args.mb))
+        text_mb, split_bytes = meta["bytes"] / 1e6, args.split_mb * 1_000_000
+        pieces = f"{meta['files']} JSON Lines files in splits of {args.split_mb} MB"
     runs: dict[int, list[dict[str, Any]]] = {1: [], 2: []}
     for _ in range(args.repeats):
         for workers in (1, 2):
-            runs[workers].append(one_run(corpus, scratch, workers))
+            runs[workers].append(one_run(corpus, scratch, workers, split_bytes))
             print(f"workers={workers}: {runs[workers][-1]}", file=sys.stderr)
-    report(runs, text_mb, len(shards), os.getloadavg(), args.markdown)
+    report(runs, text_mb, pieces, os.getloadavg(), args.markdown)
     return 0
 
 
@@ -109,10 +126,10 @@ def _lines(shards: list[Path]) -> list[str]:
     return [line for line in out if line]
 
 
-def report(runs: dict[int, list[dict[str, Any]]], text_mb: float, n_shards: int,
+def report(runs: dict[int, list[dict[str, Any]]], text_mb: float, pieces: str,
            load: tuple[float, float, float], markdown: bool) -> None:
     docs = runs[1][0]["docs"]
-    print(f"input: {docs:,} documents, {text_mb:.1f} MB of text in {n_shards} zstd shards; "
+    print(f"input: {docs:,} documents, {text_mb:.1f} MB in {pieces}; "
           f"load average at the end {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     rows, medians = [], {}
     for workers, items in runs.items():
