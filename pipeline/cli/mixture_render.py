@@ -54,9 +54,13 @@ def mix_table(manifest: dict[str, Any]) -> Table:
                   f"{manifest['end']:g}, τ={manifest['tau']:g}, seed {manifest['seed']}): "
                   f"{len(manifest['files'])} shard(s), {manifest['rows']:,} rows",
                   show_footer=True)
+    footers = {"domain": "all", "share drawn": "1.000" if manifest["tokens"] else "-",
+               "target": _tokens(manifest["target_tokens"]), "tokens": _tokens(manifest["tokens"]),
+               "docs": f"{manifest['rows']:,}"}
     for name in ("domain", "weight", "share drawn", "target", "tokens", "docs", "unique",
                  "epochs"):
-        table.add_column(name, justify="left" if name == "domain" else "right")
+        table.add_column(name, justify="left" if name == "domain" else "right",
+                         footer=footers.get(name, ""))
     for name, d in manifest["domains"].items():
         table.add_row(name, f"{manifest['weights'].get(name, 0.0):.3f}",
                       f"{d['tokens'] / total:.3f}", _tokens(d["target_tokens"]),

@@ -34,8 +34,9 @@ def render_weights(doc: dict[str, Any]) -> bytes:
         top = max([top, *values])
         label = name if len(name) <= MAX_LABEL else name[: MAX_LABEL - 1] + "…"
         epochs = doc["epochs"].get(name, 0.0)
+        capped = ", capped" if name in doc.get("capped", []) else ""
         ax.stairs(values, edges, color=color, linewidth=2.0, baseline=None,
-                  label=f"{label} ({epochs:.2f} ep)")
+                  label=f"{label} ({epochs:.2f} ep{capped})")
     for edge in edges[1:-1]:
         ax.axvline(edge, color="#888888", linewidth=0.8, linestyle=":")
     for phase in phases:

@@ -89,6 +89,8 @@ def domain_tokens(cfg: MixtureConfig, kept: Mapping[str, Mapping[str, int]],
                   progress: Callable[[int, int], None] | None = None) -> dict[str, int]:
     """Kept tokens per domain: counted over the shards with a tokenizer, else estimated."""
     if not cfg.tokenizer:
+        if progress:  # nothing to read: the kept characters are in the finalize records
+            progress(len(shards), len(shards))
         return estimate_tokens({n: c["chars_kept"] for n, c in kept.items()},
                                cfg.chars_per_token)
     return count_kept(executor, cfg, storage, layout.root, layout.work, shards, list(kept),
