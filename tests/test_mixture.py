@@ -185,3 +185,21 @@ def test_bad_mixture_config_names_the_key(overrides: dict, expected: str) -> Non
     with pytest.raises(ConfigError) as info:
         load_config({}, overrides)
     assert expected in str(info.value)
+
+
+# -- drawing documents for mixed shards -------------------------------------------------------
+def test_draw_domain_repeats_whole_passes_then_stops_nearest_the_target() -> None:
+    import numpy as np
+
+    from pipeline.mixture.mix import draw_domain
+
+    tokens = np.full(10, 10.0)  # 100 tokens per pass
+    picks, passes = draw_domain(tokens, 254, np.random.default_rng(0))
+    assert picks.size == 25 and passes.tolist() == [0] * 10 + [1] * 10 + [2] * 5
+    assert sorted(picks[:10].tolist()) == sorted(picks[10:20].tolist()) == list(range(10))
+    assert picks[:10].tolist() != list(range(10))  # shuffled
+    assert draw_domain(tokens, 256, np.random.default_rng(0))[0].size == 26
+    again = draw_domain(tokens, 254, np.random.default_rng(0))[0]
+    assert again.tolist() == picks.tolist()
+    assert draw_domain(tokens, 0, np.random.default_rng(0))[0].size == 0
+    assert draw_domain(np.zeros(3), 50, np.random.default_rng(0))[0].size == 0

@@ -4,8 +4,8 @@ For trainers that cannot take sampling weights. Each domain contributes the phas
 it (`domain_tokens` in weights.json, or `tokens` spread by the phase weights): its documents in
 a seeded random order, then again in a fresh order when it runs short (upsampling by
 repetition; the `repeat` column says which pass a row came from), until its tokens are reached
-(overshooting by less than one document). All draws are then shuffled together and cut into
-shards of about `shard_bytes`, so every shard holds the mixture. The same seed gives the same
+to within half a document. All draws are then shuffled together and cut into shards of about
+`shard_bytes`, so every shard holds the mixture. The same seed gives the same
 bytes. Writes `mix/phase-K/part-SSSSS.parquet` and, last, `mix/phase-K/manifest.json` with the
 counts per domain; a phase whose manifest exists is complete.
 
@@ -79,8 +79,8 @@ def _rng(seed: int, phase: int, label: str) -> np.random.Generator:
 def draw_domain(doc_tokens: np.ndarray, target: float,
                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """(positions, pass) of the documents drawn to reach `target` tokens: whole shuffled passes
-    over the domain, then a prefix of one more, stopping at the first document that reaches
-    the target."""
+    over the domain, then a prefix of one more that ends within half a document of the target
+    (before or after the document that crosses it, whichever is closer: no bias up or down)."""
     picks: list[np.ndarray] = []
     passes: list[np.ndarray] = []
     total = float(doc_tokens.sum())
@@ -88,14 +88,22 @@ def draw_domain(doc_tokens: np.ndarray, target: float,
     if total <= 0 or remaining <= 0:
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty
-    while remaining > 0:
+    while True:
         order = rng.permutation(doc_tokens.size)
         cum = np.cumsum(doc_tokens[order])
-        take = order if cum[-1] < remaining else order[: int(np.searchsorted(cum, remaining)) + 1]
+        if cum[-1] < remaining:  # a whole pass, and on to the next
+            picks.append(order)
+            passes.append(np.full(order.size, epoch, dtype=np.int64))
+            remaining -= float(cum[-1])
+            epoch += 1
+            continue
+        # stop at whichever end of the crossing document lands closer to the target
+        k = int(np.searchsorted(cum, remaining))
+        before = float(cum[k - 1]) if k else 0.0
+        take = order[: k + 1 if cum[k] - remaining <= remaining - before else k]
         picks.append(take)
         passes.append(np.full(take.size, epoch, dtype=np.int64))
-        remaining -= float(cum[take.size - 1])
-        epoch += 1
+        break
     return np.concatenate(picks), np.concatenate(passes)
 
 
