@@ -248,3 +248,13 @@ def test_token_counts_are_recorded_per_shard_and_reused(tmp_path: Path, corpus: 
     (out / shard["path"]).write_bytes(b"not parquet any more")
     assert count_shard(counter, storage, str(out), work, shard) == first  # not re-read
     assert sum(first.values()) > 0 and set(first) <= set(SIZES)
+
+
+def test_validate_checks_the_tokenizer(corpus: Path, tmp_path: Path) -> None:
+    config = tmp_path / "job.yaml"
+    config.write_text(json.dumps({"input": {"paths": [str(corpus)]},
+                                  "output": {"path": str(tmp_path / "out")},
+                                  "mixture": {"tokenizer": str(tmp_path / "missing")}}))
+    result = invoke("validate", config)
+    assert result.exit_code == 2 and "mixture.tokenizer" in result.output
+    assert not (tmp_path / "out").exists()

@@ -109,11 +109,13 @@ def validate(config: ConfigArg, inputs: InputOpt = None, output: OutputOpt = Non
     """Check the config, its inputs and output, and plan the splits, without running."""
     from pipeline.io.storage import Storage
     from pipeline.job.plan import make_plan, preflight
+    from pipeline.mixture.report import check_mixture
 
     try:
         cfg = _load(config, _overrides(inputs, output, executor, ray_address, stages, sets))
         storage = Storage(cfg.storage.s3)
         plan = make_plan(cfg, preflight(cfg, storage), storage)
+        check_mixture(cfg, storage)
     except ConfigError as exc:
         _fail(exc)
     files = {s["uri"] for s in plan["splits"]}

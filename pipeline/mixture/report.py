@@ -19,7 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from pipeline.config import ConfigError, PipelineConfig
+from pipeline.config import ConfigError, ExecutorConfig, PipelineConfig
 from pipeline.io.storage import Storage
 from pipeline.io.writers import read_json, write_json
 from pipeline.layout import Layout
@@ -138,12 +138,9 @@ def reweigh(output: str, cfg: MixtureConfig, storage: Storage, executor_kind: st
         if cfg.tokenizer:
             load_backend(cfg.tokenizer, storage)  # fail on a bad tokenizer before counting
         shards = manifest["outputs"]["data"]
-        scratch = Layout.for_output(output, f"{layout.root}/_work")
-        from pipeline.config import ExecutorConfig
-
         with make_executor(ExecutorConfig(kind=executor_kind)) as executor:
-            tokens = domain_tokens(cfg, kept, shards, scratch, storage, executor)
-        storage.delete(scratch.work, recursive=True)
+            tokens = domain_tokens(cfg, kept, shards, layout, storage, executor)
+        storage.delete(layout.work, recursive=True)  # the per-shard count records
     doc = build_weights(tokens, cfg, counted_with(cfg), kept)
     write_weights(doc, layout, storage)
     stats["mixture"] = stats_entry(doc)  # the counts in stats.json follow the new method
