@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from pipeline.lm.config import ModelConfig, SampleConfig, ScoreConfig, TrainConfig
+from pipeline.mixture.config import MixtureConfig
 from pipeline.sections import Section as _Section
 
 STAGE_NAMES = ("exact_dedupe", "near_dedupe", "color_filter")
@@ -216,6 +217,7 @@ class PipelineConfig(_Section):
     storage: StorageConfig = Field(default_factory=StorageConfig)
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
     stages: StagesConfig = Field(default_factory=StagesConfig)
+    mixture: MixtureConfig = Field(default_factory=MixtureConfig)  # domain weights, weights.json
 
     def public_dict(self) -> dict[str, Any]:
         """The resolved config with secrets masked: safe to log and to store in the manifest."""

@@ -1,4 +1,4 @@
-"""The `siftline` command: run, validate, inspect, select, train-lm.
+"""The `siftline` command: run, validate, inspect, select, train-lm, weights, mix.
 
 Flags are dotted overrides of the one config model (`pipeline.config`): `--output X` is
 `--set output.path=X`, and `--set` reaches every other key, so the YAML and the CLI can never
@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from pipeline.cli.mixture_cmd import mix_command, weights_command
 from pipeline.config import STAGE_NAMES, ConfigError, PipelineConfig, load_config, parse_set_options
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -98,6 +99,7 @@ def run(config: ConfigArg, inputs: InputOpt = None, output: OutputOpt = None,
         err.print(timings_table(result.stats))
         err.print(f"output: {result.output} ({result.status})")
         err.print(accounting_line(result.stats))
+        _print_weights(result.output, cfg)
 
 
 @app.command()
@@ -107,11 +109,13 @@ def validate(config: ConfigArg, inputs: InputOpt = None, output: OutputOpt = Non
     """Check the config, its inputs and output, and plan the splits, without running."""
     from pipeline.io.storage import Storage
     from pipeline.job.plan import make_plan, preflight
+    from pipeline.mixture.report import check_mixture
 
     try:
         cfg = _load(config, _overrides(inputs, output, executor, ray_address, stages, sets))
         storage = Storage(cfg.storage.s3)
         plan = make_plan(cfg, preflight(cfg, storage), storage)
+        check_mixture(cfg, storage)
     except ConfigError as exc:
         _fail(exc)
     files = {s["uri"] for s in plan["splits"]}
@@ -242,6 +246,25 @@ def train_lm(config: Annotated[str | None, typer.Argument(help="YAML config file
         print(json.dumps(result.to_dict(), indent=2))
     elif not quiet:
         err.print(train_summary(result))
+
+
+app.command("weights")(weights_command)
+app.command("mix")(mix_command)
+
+
+def _print_weights(output: str, cfg: PipelineConfig) -> None:
+    """The domain weights table after a run that wrote weights.json."""
+    from pipeline.cli.mixture_render import warnings_text, weights_table
+    from pipeline.io.storage import Storage
+    from pipeline.io.writers import read_json
+    from pipeline.layout import Layout
+
+    storage, path = Storage(cfg.storage.s3), Layout.for_output(output).weights
+    if storage.exists(path):
+        doc = read_json(storage, path)
+        err.print(weights_table(doc))
+        for line in warnings_text(doc):
+            err.print(line)
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -2,7 +2,7 @@
 
   preflight -> plan (or resume) -> [train CoLoR-Filter models] -> score splits
   -> exact-dedupe shuffle -> near-dedupe shuffle -> [CoLoR-Filter cut] -> finalize parts
-  -> stats.json + manifest.json -> remove _work
+  -> [domain weights: weights.json] -> stats.json + manifest.json -> remove _work
 
 Each phase skips work whose completion record exists, so a killed run restarted with the same
 command finishes with the same bytes as one that was never interrupted.
@@ -38,6 +38,7 @@ from pipeline.job.plan import (
 from pipeline.job.report import build_manifest, build_stats
 from pipeline.job.score import SplitScorer, score_split
 from pipeline.layout import Layout
+from pipeline.mixture.report import check_mixture, run_mixture
 
 
 class Reporter:
@@ -65,6 +66,7 @@ def run(config: PipelineConfig, *, overwrite: bool = False,
     storage = Storage(config.storage.s3)
     layout = Layout.for_output(config.output.path, config.output.work_dir)
     paths = preflight(config, storage)
+    check_mixture(config, storage)
     fresh_plan = make_plan(config, paths, storage)  # inputs are checked before anything is cleared
     remove_temp_files(layout)
     if overwrite:
@@ -94,9 +96,12 @@ def run(config: PipelineConfig, *, overwrite: bool = False,
             job.near_dedupe()
         cut = job.color_cut() if color else None
         final_records = job.finalize(cut)
+        mixture = job.mixture(final_records) if config.mixture.enabled else None
     stats = build_stats(map_records, final_records, timings)
     if color:
         stats["color_filter"] = {"models": models, "cut": cut}
+    if mixture is not None:
+        stats["mixture"] = mixture
     manifest = build_manifest(config, plan, map_records, final_records, "complete")
     write_json(storage, layout.stats, stats)
     write_json(storage, layout.manifest, manifest)
@@ -162,6 +167,12 @@ class _Job:
                        self.plan["buckets"], cut)
         with self._timed("select+write", len(parts)) as progress:
             return self.executor.map(task, parts, progress=progress)
+
+    def mixture(self, final_records: list[dict[str, Any]]) -> dict[str, Any]:
+        shards = sum(len(r["data"]) for r in final_records)
+        with self._timed("weights", shards) as progress:
+            return run_mixture(self.config, self.layout, self.storage, self.executor,
+                               final_records, progress)
 
 
 def _offset_progress(progress: Callable[[int, int], None], parts: int, buckets: int):

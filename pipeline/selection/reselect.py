@@ -107,11 +107,31 @@ def reselect(output: str, config: PipelineConfig, progress=None) -> dict[str, An
         task = partial(_reselect_part, config, layout, storage, cut)
         final_records = executor.map(task, splits, progress=progress)
         timings = {"select+write": time.perf_counter() - start}
+        mixture = _mixture(config, layout, storage, executor, final_records, timings)
     stats = build_stats(map_records, final_records, timings)
     if color:
         previous = read_json(storage, layout.stats).get("color_filter", {})
         stats["color_filter"] = {"models": previous.get("models"), "cut": cut}
+    if mixture is not None:
+        stats["mixture"] = mixture
     new_manifest = build_manifest(config, plan, map_records, final_records, "complete")
     write_json(storage, layout.stats, stats)
     write_json(storage, layout.manifest, new_manifest)
     return stats
+
+
+def _mixture(config: PipelineConfig, layout: Layout, storage: Storage, executor: Any,
+             final_records: list[dict[str, Any]], timings: dict[str, float]
+             ) -> dict[str, Any] | None:
+    """weights.json again for the new kept data (pipeline.mixture); mixed shards drawn from
+    the old data are removed."""
+    storage.delete(layout.path("mix"), recursive=True)
+    if not config.mixture.enabled:
+        return None
+    from pipeline.mixture.report import run_mixture
+
+    start = time.perf_counter()
+    entry = run_mixture(config, layout, storage, executor, final_records)
+    storage.delete(layout.work, recursive=True)
+    timings["weights"] = time.perf_counter() - start
+    return entry
