@@ -8,6 +8,7 @@ OUT/
   plots/color_score.png         CoLoR-Filter score histograms with the selection cut
   models/prior, models/conditional   CoLoR-Filter's trained auxiliary models (kept by
                                 --overwrite, and reused while their config is unchanged)
+  eval/                         `siftline eval-selection`: report.json, loss_curves.png, models/
   _work/                        resumable intermediate state, removed when the run completes
 """
 
@@ -17,7 +18,8 @@ from dataclasses import dataclass
 
 from pipeline.io.storage import join
 
-OUTPUT_ENTRIES = ("data", "scored", "rejects", "stats.json", "manifest.json", "_work", "plots")
+OUTPUT_ENTRIES = ("data", "scored", "rejects", "stats.json", "manifest.json", "_work", "plots",
+                  "eval")
 KEPT_ENTRIES = ("models",)  # siftline's own, but --overwrite leaves them (costly to rebuild)
 
 
