@@ -223,6 +223,10 @@ class EvalConfig(_Section):
     color_taus: list[float] = Field(default_factory=lambda: [4.0, 8.0],
                                     description="CoLoR-Filter selections to compare (top 1/tau).")
     include_run: bool = Field(True, description="Also evaluate the run's own kept rows.")
+    selected: list[str] = Field(default_factory=list, description="Instead of a run: a "
+                                "selected dataset (any input) to compare with `baseline`.")
+    baseline: list[str] = Field(default_factory=list, description="With `selected`: the data "
+                                "random documents are drawn from.")
     model: ModelConfig = Field(default_factory=lambda: ModelConfig(preset="tiny"))
     train: TrainConfig = Field(default_factory=_eval_train,
                                description="Optimiser settings; `tokens` is set per budget.")
@@ -240,6 +244,12 @@ class EvalConfig(_Section):
         if not value or any(b <= 0 for b in value) or sorted(set(value)) != value:
             raise ValueError("budgets must be positive, distinct and ascending")
         return value
+
+    @model_validator(mode="after")
+    def _datasets(self) -> EvalConfig:
+        if bool(self.selected) != bool(self.baseline):
+            raise ValueError("give both `selected` and `baseline` datasets, or neither")
+        return self
 
     @field_validator("color_taus")
     @classmethod

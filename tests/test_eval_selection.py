@@ -159,3 +159,39 @@ def test_missing_target_is_a_config_error(tmp_path: Path) -> None:
         evaluate_selection(str(tmp_path / "o"), config)
     with pytest.raises(ConfigError, match="evaluation.budgets"):
         load_config({"evaluation": {"budgets": [100, 50]}})
+
+
+def _texts(words: list[str], n: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    return [" ".join(rng.choice(words) for _ in range(rng.randint(15, 50))) for _ in range(n)]
+
+
+def _jsonl(path: Path, texts: list[str]) -> str:
+    path.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts), encoding="utf-8")
+    return str(path)
+
+
+@pytest.mark.slow
+def test_two_datasets_selected_against_baseline(tmp_path: Path) -> None:
+    """No run: a selected dataset (all `a`) against random documents of a mixed baseline."""
+    import yaml
+
+    selected = _jsonl(tmp_path / "selected.jsonl", _texts(WORDS_A, 80, 1))
+    baseline = _jsonl(tmp_path / "baseline.jsonl",
+                      _texts(WORDS_A, 40, 2) + _texts(WORDS_B, 200, 3))
+    (tmp_path / "target.txt").write_text("\n\n".join(_texts(WORDS_A, 20, 4)), encoding="utf-8")
+    evaluation = _config(tmp_path / "unused.jsonl", tmp_path / "o")["evaluation"]
+    evaluation.update({"selected": [selected], "baseline": [baseline], "budgets": [2048, 4096],
+                       "target": {"paths": [str(tmp_path / "target.txt")]}})
+    (tmp_path / "eval.yaml").write_text(yaml.safe_dump({"evaluation": evaluation}))
+    result = CliRunner().invoke(cli.app, ["eval-selection", str(tmp_path / "eval.yaml"),
+                                          "--output", str(tmp_path / "o"), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert list(report["methods"]) == ["random", "selected"]
+    assert report["pool"] == {"documents": 240}
+    sel, rand = report["methods"]["selected"], report["methods"]["random"]
+    assert sel["documents"] == 80 and sel["train_tokens"] == rand["train_tokens"]
+    assert sel["target_loss"][-1] < rand["target_loss"][-1]
+    with pytest.raises(ConfigError, match="evaluation"):
+        load_config({"evaluation": {"selected": [selected]}})

@@ -247,7 +247,14 @@ def train_lm(config: Annotated[str | None, typer.Argument(help="YAML config file
 @app.command("eval-selection")
 def eval_selection(config: Annotated[str | None, typer.Argument(
                        help="YAML config of the run (it runs first if not complete).")] = None,
-                   output: OutputOpt = None, sets: SetOpt = None, executor: ExecutorOpt = None,
+                   output: OutputOpt = None,
+                   selected: Annotated[list[str] | None, typer.Option(
+                       "--selected", help="Instead of a run: a selected dataset (repeatable).")
+                                       ] = None,
+                   baseline: Annotated[list[str] | None, typer.Option(
+                       "--baseline", help="With --selected: where random data comes from.")
+                                       ] = None,
+                   sets: SetOpt = None, executor: ExecutorOpt = None,
                    quiet: QuietOpt = False, as_json: JsonOpt = False) -> None:
     """Train the same small LM on each selection and on random data; compare target loss."""
     from pipeline.cli.eval_render import eval_table
@@ -261,20 +268,24 @@ def eval_selection(config: Annotated[str | None, typer.Argument(
 
     try:
         overrides = _overrides(None, output, executor, None, None, sets)
-        if config is None:  # a finished output folder: its own config
+        if selected or baseline:
+            overrides.update({"evaluation.selected": list(selected or []),
+                              "evaluation.baseline": list(baseline or [])})
+        if config is None and not (selected or baseline):  # a finished run: its own config
             if not output:
                 raise ConfigError("give a config file, or --output of a finished run")
             manifest = load_finished_manifest(output, Storage())
             cfg = load_config({**manifest["config"], "storage": {}}, overrides)
         else:
             cfg = load_config(config, overrides)
-            if quiet or as_json:
-                run_job(cfg, reporter=Reporter())
-            else:
-                with RichReporter(err) as reporter:
-                    result = run_job(cfg, reporter=reporter)
-                err.print(f"run: {result.output} ({result.status}); "
-                          + accounting_line(result.stats))
+            if not cfg.evaluation.selected:  # the run's selections: run (or resume) it first
+                if quiet or as_json:
+                    run_job(cfg, reporter=Reporter())
+                else:
+                    with RichReporter(err) as reporter:
+                        result = run_job(cfg, reporter=reporter)
+                    err.print(f"run: {result.output} ({result.status}); "
+                              + accounting_line(result.stats))
         progress = TrainProgress() if quiet or as_json else _EvalProgress()
         report = evaluate_selection(cfg.output.path, cfg, progress)
     except ConfigError as exc:

@@ -4,6 +4,7 @@
   (no document repeats where the pool allows): the baseline every method is measured against.
 - `run`: the run's own selection (its kept rows).
 - `color:TAU`: the top 1/TAU of the pool by `color_score` (CoLoR-Filter's rule).
+- `selected`: a dataset given as such (`evaluation.selected`), against `evaluation.baseline`.
 Ties in score are broken by (id, part, row), as the pipeline's cut does.
 """
 
@@ -23,7 +24,7 @@ RANDOM = "random"
 
 @dataclass(frozen=True)
 class Method:
-    kind: str  # "random" | "run" | "color"
+    kind: str  # "random" | "run" | "color" | "selected"
     amount: float | None = None  # tau for color
 
     @property
@@ -37,26 +38,24 @@ class Method:
 
 
 def methods_for(color_taus: list[float], include_run: bool, pool: Pool) -> list[Method]:
-    """Random first, then the methods whose scores the run has (others are skipped, not faked)."""
-    methods = [Method(RANDOM)]
-    if include_run:
-        methods.append(Method("run"))
+    """The methods a run's pool supports besides random (those whose scores the run lacks are
+    skipped, not faked)."""
+    methods = [Method("run")] if include_run else []
     if "color_score" in pool.scores:
         methods += [Method("color", float(tau)) for tau in color_taus]
     return methods
 
 
-def choose(pool: Pool, method: Method, tokens: np.ndarray, random_tokens: int,
-           seed: int) -> np.ndarray:
-    """Row indices of `pool.table` the method trains on, in a deterministic order.
+def random_sample(tokens: np.ndarray, wanted_tokens: int, seed: int) -> np.ndarray:
+    """A seeded shuffle of the pool, cut once it holds `wanted_tokens` (or all of it)."""
+    order = np.random.default_rng(seed).permutation(len(tokens))
+    enough = int(np.searchsorted(np.cumsum(tokens[order]), wanted_tokens, side="left")) + 1
+    return order[: min(enough, len(tokens))]
 
-    `tokens` holds each pool document's token count; `random_tokens` is how many tokens the
-    random baseline should hold (the largest budget, plus the training hold-out's share)."""
+
+def choose(pool: Pool, method: Method) -> np.ndarray:
+    """Row indices of `pool.table` a non-random method trains on, in a deterministic order."""
     table = pool.table
-    if method.kind == RANDOM:
-        order = np.random.default_rng(seed).permutation(table.num_rows)
-        enough = np.searchsorted(np.cumsum(tokens[order]), random_tokens, side="left") + 1
-        return order[: min(int(enough), table.num_rows)]
     if method.kind == "run":
         return np.flatnonzero(table.column("run_kept").to_numpy(zero_copy_only=False))
     if method.kind == "color":

@@ -24,8 +24,9 @@ import torch
 from pipeline.color.target import load_target_texts
 from pipeline.config import ConfigError, PipelineConfig, TargetConfig
 from pipeline.evaluation.efficiency import efficiency_factor
-from pipeline.evaluation.methods import RANDOM, Method, choose, methods_for
-from pipeline.evaluation.pool import Pool, load_pool
+from pipeline.evaluation.methods import RANDOM, Method, choose, methods_for, random_sample
+from pipeline.evaluation.pool import load_pool
+from pipeline.io.corpus import corpus_tables
 from pipeline.io.storage import Storage
 from pipeline.lm.checkpoint import read_model_config, save_model
 from pipeline.lm.model import CausalLM
@@ -57,24 +58,26 @@ def evaluate_selection(output: str, config: PipelineConfig,
     ev, progress = config.evaluation, progress or TrainProgress()
     folder, storage = eval_dir(output), Storage(config.storage.s3)
     target = target_config(config)
-    pool = load_pool(output, config, storage, target)
-    if pool.table.num_rows == 0:
+    if ev.selected:
+        pool_texts, pool_info, selections = _from_datasets(config, storage)
+    else:
+        pool_texts, pool_info, selections = _from_run(output, config, storage, target)
+    if not pool_texts:
         raise ConfigError(f"{output}: no candidate documents to select from")
-    texts = pool.table.column("text").to_pylist()
     target_texts = _cap(load_target_texts(target, config.input, storage),
                         int(ev.target_max_bytes))
-    base = build_base(folder / "models" / "base", texts, config)
+    base = build_base(folder / "models" / "base", pool_texts, config)
     tokenizer = Tokenizer.load(base)
-    tokens = np.array([len(ids) for ids in tokenizer.encode_batch(texts)], dtype=np.int64)
-    random_tokens = int(ev.budgets[-1] / (1 - ev.train.val_fraction)) + 1
+    tokens = np.array([len(ids) for ids in tokenizer.encode_batch(pool_texts)], dtype=np.int64)
+    rows = random_sample(tokens, int(ev.budgets[-1] / (1 - ev.train.val_fraction)) + 1, ev.seed)
+    selections.insert(0, (Method(RANDOM), [pool_texts[i] for i in rows.tolist()]))
     results = []
-    for method in methods_for(ev.color_taus, ev.include_run, pool):
-        rows = choose(pool, method, tokens, random_tokens, ev.seed)
-        progress.message(f"{method.name}: {len(rows)} documents, {int(tokens[rows].sum())} "
-                         "tokens")
-        results.append(_evaluate_method(method, rows, texts, tokens, target_texts, base,
-                                        folder, config, progress))
-    report = build_report(results, pool, target_texts, config)
+    for method, chosen in selections:
+        n_tokens = sum(len(ids) for ids in tokenizer.encode_batch(chosen))
+        progress.message(f"{method.name}: {len(chosen)} documents, {n_tokens} tokens")
+        results.append(_evaluate_method(method, chosen, n_tokens, target_texts, base, folder,
+                                        config, progress))
+    report = build_report(results, pool_info, target_texts, config)
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / "report.json.tmp"
     tmp.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
@@ -83,6 +86,42 @@ def evaluate_selection(output: str, config: PipelineConfig,
 
     render_curves(report, folder / "loss_curves.png")
     return report
+
+
+Selections = list[tuple[Method, list[str]]]
+
+
+def _from_run(output: str, config: PipelineConfig, storage: Storage,
+              target: TargetConfig) -> tuple[list[str], dict[str, int], Selections]:
+    """The run's candidate pool and the selections its scores allow."""
+    pool = load_pool(output, config, storage, target)
+    texts = pool.table.column("text").to_pylist()
+    selections = [(m, [texts[i] for i in choose(pool, m).tolist()])
+                  for m in methods_for(config.evaluation.color_taus,
+                                       config.evaluation.include_run, pool)]
+    info = {"candidates": pool.candidates, "held_out_target": pool.held_out,
+            "documents": pool.table.num_rows}
+    return texts, info, selections
+
+
+def _from_datasets(config: PipelineConfig,
+                   storage: Storage) -> tuple[list[str], dict[str, int], Selections]:
+    """`evaluation.selected` against random documents of `evaluation.baseline`."""
+    ev = config.evaluation
+    pool = _read_texts(ev.baseline, config, storage, "evaluation.baseline")
+    selected = _read_texts(ev.selected, config, storage, "evaluation.selected")
+    return pool, {"documents": len(pool)}, [(Method("selected"), selected)]
+
+
+def _read_texts(paths: list[str], config: PipelineConfig, storage: Storage,
+                key: str) -> list[str]:
+    """Non-empty texts of any siftline input, read with the run's field mapping."""
+    corpus = config.input.model_copy(update={"paths": paths})
+    texts = [t for table in corpus_tables(corpus, storage)
+             for t in table.column("text").to_pylist() if t and t.strip()]
+    if not texts:
+        raise ConfigError(f"{key}: no document with text in {paths}")
+    return texts
 
 
 def build_base(folder: Path, texts: list[str], config: PipelineConfig) -> Path:
@@ -105,11 +144,10 @@ def build_base(folder: Path, texts: list[str], config: PipelineConfig) -> Path:
     return folder
 
 
-def _evaluate_method(method: Method, rows: np.ndarray, texts: list[str], tokens: np.ndarray,
+def _evaluate_method(method: Method, chosen: list[str], n_tokens: int,
                      target_texts: list[str], base: Path, folder: Path,
                      config: PipelineConfig, progress: TrainProgress) -> dict[str, Any]:
     ev = config.evaluation
-    chosen = [texts[i] for i in rows.tolist()]
     # The folder is named by what determines the model, so a changed selection (a re-selected
     # run, another seed) trains afresh and the stale models of this method are removed.
     key = hashlib.sha256(json.dumps({
@@ -130,8 +168,7 @@ def _evaluate_method(method: Method, rows: np.ndarray, texts: list[str], tokens:
                      "epochs": result.epochs, "target_loss": loss, "target_bpc": bpc,
                      "train_loss": result.train_loss, "model": str(out.relative_to(folder))})
         progress.message(f"{method.name} @ {budget} tokens: target loss {loss:.4f}")
-    return {"method": method.name, "documents": len(rows),
-            "tokens": int(tokens[rows].sum()), "runs": runs}
+    return {"method": method.name, "documents": len(chosen), "tokens": n_tokens, "runs": runs}
 
 
 def target_loss(model: Path, texts: list[str], config: PipelineConfig) -> tuple[float, float]:
@@ -142,7 +179,7 @@ def target_loss(model: Path, texts: list[str], config: PipelineConfig) -> tuple[
                                                             * float(np.log(2)))
 
 
-def build_report(results: list[dict[str, Any]], pool: Pool, target_texts: list[str],
+def build_report(results: list[dict[str, Any]], pool: dict[str, int], target_texts: list[str],
                  config: PipelineConfig) -> dict[str, Any]:
     """Deterministic for a seed (no timings or absolute paths): the same config, the same bytes."""
     ev = config.evaluation
@@ -163,8 +200,7 @@ def build_report(results: list[dict[str, Any]], pool: Pool, target_texts: list[s
         }
     return {
         "version": REPORT_VERSION,
-        "pool": {"candidates": pool.candidates, "held_out_target": pool.held_out,
-                 "documents": pool.table.num_rows},
+        "pool": pool,
         "target": {"documents": len(target_texts),
                    "chars": sum(len(t) for t in target_texts)},
         "methods": methods,
