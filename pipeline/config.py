@@ -211,6 +211,55 @@ class StagesConfig(_Section):
         return [name for name in STAGE_NAMES if getattr(self, name).enabled]
 
 
+def _eval_train() -> TrainConfig:
+    return TrainConfig(batch_size=16, lr=3e-3, eval_every=50, checkpoint_every=200)
+
+
+class EvalConfig(_Section):
+    """`siftline eval-selection`: train one small LM per (method, budget), compare target loss.
+    Not part of the run's identity: evaluating never changes the selected data."""
+
+    budgets: list[int] = Field(default_factory=lambda: [65_536, 131_072, 262_144],
+                               description="Training tokens, ascending (one model each).")
+    color_taus: list[float] = Field(default_factory=lambda: [4.0, 8.0],
+                                    description="CoLoR-Filter selections to compare (top 1/tau).")
+    include_run: bool = Field(True, description="Also evaluate the run's own kept rows.")
+    selected: list[str] = Field(default_factory=list, description="Instead of a run: a "
+                                "selected dataset (any input) to compare with `baseline`.")
+    baseline: list[str] = Field(default_factory=list, description="With `selected`: the data "
+                                "random documents are drawn from.")
+    model: ModelConfig = Field(default_factory=lambda: ModelConfig(preset="tiny"))
+    train: TrainConfig = Field(default_factory=_eval_train,
+                               description="Optimiser settings; `tokens` is set per budget.")
+    target: TargetConfig | None = Field(None, description="Held-out target text; default "
+                                        "stages.color_filter.target.")
+    target_max_bytes: ByteSize = Field(ByteSize(1_000_000), gt=0)
+    tokenizer_bytes: ByteSize = Field(ByteSize(2_000_000), gt=0, description="Pool text the "
+                                      "shared tokenizer is trained on.")
+    score: ScoreConfig = Field(default_factory=ScoreConfig)
+    seed: int = Field(0, ge=0)
+
+    @field_validator("budgets")
+    @classmethod
+    def _ascending(cls, value: list[int]) -> list[int]:
+        if not value or any(b <= 0 for b in value) or sorted(set(value)) != value:
+            raise ValueError("budgets must be positive, distinct and ascending")
+        return value
+
+    @model_validator(mode="after")
+    def _datasets(self) -> EvalConfig:
+        if bool(self.selected) != bool(self.baseline):
+            raise ValueError("give both `selected` and `baseline` datasets, or neither")
+        return self
+
+    @field_validator("color_taus")
+    @classmethod
+    def _taus(cls, value: list[float]) -> list[float]:
+        if any(t < 1 for t in value):
+            raise ValueError("each tau must be >= 1 (keep the top 1/tau)")
+        return value
+
+
 class PipelineConfig(_Section):
     input: InputConfig = Field(default_factory=InputConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
@@ -218,6 +267,7 @@ class PipelineConfig(_Section):
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
     stages: StagesConfig = Field(default_factory=StagesConfig)
     mixture: MixtureConfig = Field(default_factory=MixtureConfig)  # domain weights, weights.json
+    evaluation: EvalConfig = Field(default_factory=EvalConfig)
 
     def public_dict(self) -> dict[str, Any]:
         """The resolved config with secrets masked: safe to log and to store in the manifest."""
@@ -227,6 +277,7 @@ class PipelineConfig(_Section):
         """Hash of what determines the output bytes (not where or how the job runs)."""
         data = self.public_dict()
         data.pop("executor")
+        data.pop("evaluation")
         data["storage"] = {}
         data["output"].pop("work_dir")
         data["output"].pop("path")

@@ -10,6 +10,7 @@ OUT/
   mix/phase-K/                  Parquet shards drawn by phase K's weights (`siftline mix`)
   models/prior, models/conditional   CoLoR-Filter's trained auxiliary models (kept by
                                 --overwrite, and reused while their config is unchanged)
+  eval/                         `siftline eval-selection`: report.json, loss_curves.png, models/
   _work/                        resumable intermediate state, removed when the run completes
 """
 
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from pipeline.io.storage import join
 
 OUTPUT_ENTRIES = ("data", "scored", "rejects", "stats.json", "manifest.json", "_work", "plots",
-                  "weights.json", "mix")
+                  "weights.json", "mix", "eval")
 KEPT_ENTRIES = ("models",)  # siftline's own, but --overwrite leaves them (costly to rebuild)
 
 

@@ -1,4 +1,5 @@
-"""The `siftline` command: run, validate, inspect, select, train-lm, weights, mix.
+"""The `siftline` command: run, validate, inspect, select, train-lm, weights, mix,
+eval-selection.
 
 Flags are dotted overrides of the one config model (`pipeline.config`): `--output X` is
 `--set output.path=X`, and `--set` reaches every other key, so the YAML and the CLI can never
@@ -265,6 +266,71 @@ def _print_weights(output: str, cfg: PipelineConfig) -> None:
         err.print(weights_table(doc))
         for line in warnings_text(doc):
             err.print(line)
+
+
+@app.command("eval-selection")
+def eval_selection(config: Annotated[str | None, typer.Argument(
+                       help="YAML config of the run (it runs first if not complete).")] = None,
+                   output: OutputOpt = None,
+                   selected: Annotated[list[str] | None, typer.Option(
+                       "--selected", help="Instead of a run: a selected dataset (repeatable).")
+                                       ] = None,
+                   baseline: Annotated[list[str] | None, typer.Option(
+                       "--baseline", help="With --selected: where random data comes from.")
+                                       ] = None,
+                   sets: SetOpt = None, executor: ExecutorOpt = None,
+                   quiet: QuietOpt = False, as_json: JsonOpt = False) -> None:
+    """Train the same small LM on each selection and on random data; compare target loss."""
+    from pipeline.cli.eval_render import eval_table
+    from pipeline.cli.render import RichReporter, accounting_line
+    from pipeline.evaluation import evaluate_selection
+    from pipeline.io.storage import Storage
+    from pipeline.job.runner import Reporter
+    from pipeline.job.runner import run as run_job
+    from pipeline.lm.train import TrainProgress
+    from pipeline.selection.reselect import load_finished_manifest
+
+    try:
+        overrides = _overrides(None, output, executor, None, None, sets)
+        if selected or baseline:
+            overrides.update({"evaluation.selected": list(selected or []),
+                              "evaluation.baseline": list(baseline or [])})
+        if config is None and not (selected or baseline):  # a finished run: its own config
+            if not output:
+                raise ConfigError("give a config file, or --output of a finished run")
+            manifest = load_finished_manifest(output, Storage())
+            cfg = load_config({**manifest["config"], "storage": {}}, overrides)
+        else:
+            cfg = load_config(config, overrides)
+            if not cfg.evaluation.selected:  # the run's selections: run (or resume) it first
+                if quiet or as_json:
+                    run_job(cfg, reporter=Reporter())
+                else:
+                    with RichReporter(err) as reporter:
+                        result = run_job(cfg, reporter=reporter)
+                    err.print(f"run: {result.output} ({result.status}); "
+                              + accounting_line(result.stats))
+        progress = TrainProgress() if quiet or as_json else _EvalProgress()
+        report = evaluate_selection(cfg.output.path, cfg, progress)
+    except ConfigError as exc:
+        _fail(exc)
+    if as_json:
+        print(json.dumps(report, indent=2))
+    elif not quiet:
+        out.print(eval_table(report))
+
+
+class _EvalProgress:
+    """One line per finished training and evaluation (a run has many small trainings)."""
+
+    def phase(self, name: str, detail: str) -> None: ...
+
+    def start(self, total_steps: int, first_step: int, info: dict[str, Any]) -> None: ...
+
+    def step(self, info: Any) -> None: ...
+
+    def message(self, text: str) -> None:
+        err.print(text, highlight=False)
 
 
 def main() -> None:  # pragma: no cover - console entry point

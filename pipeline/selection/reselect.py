@@ -47,7 +47,7 @@ def read_split_text(split: Split, config: PipelineConfig, storage: Storage) -> p
     return pa.concat_tables(texts)
 
 
-def _part_with_text(split: Split, config: PipelineConfig, layout: Layout,
+def part_with_text(split: Split, config: PipelineConfig, layout: Layout,
                     storage: Storage) -> pa.Table:
     with storage.open(layout.path(layout.scored_rel(split.index))) as handle:
         scored = pq.read_table(handle)
@@ -80,7 +80,7 @@ def _color_cut(executor, config: PipelineConfig, layout: Layout,
 
 def _reselect_part(config: PipelineConfig, layout: Layout, storage: Storage,
                    cut: dict[str, Any] | None, split: Split) -> dict[str, Any]:
-    table = _part_with_text(split, config, layout, storage)
+    table = part_with_text(split, config, layout, storage)
     before = {f.rsplit("/", 1)[-1] for f in storage.glob(
         layout.path(f"data/part-{split.index:05d}-*.parquet"))}
     record = finalize_table(table, split.index, config, layout, storage, color_cut=cut)
