@@ -176,6 +176,9 @@ def select(output: Annotated[str, typer.Argument(help="A finished run's output f
                "--config", help="Config for storage credentials (else the run's own).")] = None,
            color_tau: Annotated[float | None, typer.Option(
                "--color-tau", help="CoLoR-Filter: keep the top 1/TAU by color_score.")] = None,
+           preselect_keep: Annotated[float | None, typer.Option(
+               "--preselect-keep", help="PreSelect: keep this share of the characters by "
+               "preselect_score.")] = None,
            sets: SetOpt = None, executor: ExecutorOpt = None,
            quiet: QuietOpt = False, as_json: JsonOpt = False) -> None:
     """Re-select from OUT/scored/ with other rules, without re-scoring."""
@@ -194,6 +197,9 @@ def select(output: Annotated[str, typer.Argument(help="A finished run's output f
             overrides.update({"stages.color_filter.tau": color_tau,
                               "stages.color_filter.budget_tokens": None,
                               "stages.color_filter.budget_chars": None})
+        if preselect_keep is not None:
+            overrides.update({"stages.preselect.keep": preselect_keep,
+                              "stages.preselect.threshold": None})
         overrides["executor.kind"] = executor or manifest.get("executor", {}).get("kind", "ray")
         cfg = load_config(base, overrides)
         if storage_config is not None:

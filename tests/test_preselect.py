@@ -1,0 +1,272 @@
+"""PreSelect: predictive strength, labels, the fastText scorer, the character-budget cut, the
+stage in a real run and re-selection without re-scoring."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from typer.testing import CliRunner
+
+import pipeline
+from pipeline.cli import main as cli
+from pipeline.config import ConfigError, load_config
+from pipeline.documents import add_local_reasons, make_table
+from pipeline.preselect import choose_labels, predictive_strength
+from pipeline.preselect.classifier import clean_text, load_classifier, positive_probability
+from pipeline.preselect.config import FastTextConfig, PreselectConfig
+from pipeline.preselect.fasttext_train import (
+    Example,
+    _train_in_subprocess,
+    train_fasttext,
+    write_training_file,
+)
+from pipeline.preselect.metrics import binary_metrics, roc_auc
+from pipeline.preselect.strength import agreement_counts
+from pipeline.selection.color import CANDIDATE_SCHEMA
+from pipeline.selection.preselect import compute_cut, selected_mask
+from pipeline.stages.preselect_score import PreselectScore
+
+GOOD = ["theorem", "proof", "lemma", "integral", "matrix", "vector", "axiom", "field"]
+BAD = ["click", "buy", "cheap", "deal", "offer", "free", "shipping", "sale"]
+SMALL_FT = {"dim": 10, "bucket": 1000, "epoch": 20, "holdout_fraction": 0.0}
+
+
+# -- predictive strength ------------------------------------------------------------------------
+def test_strength_perfect_agreement_and_disagreement() -> None:
+    bench = np.array([0.7, 0.5, 0.3])  # model 0 is best
+    bpc = np.array([[1.0, 2.0, 3.0],   # lowest loss for the best model: agrees on every pair
+                    [3.0, 2.0, 1.0],   # reversed: disagrees on every pair
+                    [1.0, 3.0, 2.0]])  # (0,1) and (0,2) agree, (1,2) disagrees
+    assert predictive_strength(bpc, bench).tolist() == pytest.approx([1.0, 0.0, 2 / 3])
+
+
+def test_loss_ties_count_as_disagreement() -> None:
+    bench = np.array([0.9, 0.1])
+    assert predictive_strength(np.array([[1.5, 1.5]]), bench).tolist() == [0.0]
+    three = predictive_strength(np.array([[1.0, 1.0, 2.0]]), np.array([3.0, 2.0, 1.0]))
+    assert three.tolist() == pytest.approx([2 / 3])  # the tied pair agrees on nothing
+
+
+def test_equal_benchmark_pairs_are_skipped() -> None:
+    bench = np.array([0.5, 0.5, 0.2])  # the pair (0, 1) predicts nothing: Z = 2, not 3
+    bpc = np.array([[1.0, 2.0, 3.0], [2.0, 1.0, 3.0], [1.0, 1.0, 0.5]])
+    agree, counted = agreement_counts(bpc, bench)
+    assert counted.tolist() == [2, 2, 2]
+    assert predictive_strength(bpc, bench).tolist() == pytest.approx([1.0, 1.0, 0.0])
+    assert np.isnan(predictive_strength(bpc, np.array([0.4, 0.4, 0.4]))).all()
+
+
+def test_missing_losses_leave_their_pairs_out() -> None:
+    bench = np.array([3.0, 2.0, 1.0])
+    s = predictive_strength(np.array([[np.nan, 1.0, 2.0], [np.nan, np.nan, 1.0]]), bench)
+    assert s[0] == 1.0 and np.isnan(s[1])
+    with pytest.raises(ValueError, match="n_models"):
+        predictive_strength(np.zeros((2, 3)), np.zeros(2))
+
+
+def test_strength_matches_the_definition_on_random_cases() -> None:
+    rng = np.random.default_rng(0)
+    bench = rng.integers(0, 4, size=6).astype(float)  # repeated scores on purpose
+    bpc = rng.integers(0, 5, size=(200, 6)).astype(float)  # many loss ties
+    got = predictive_strength(bpc, bench)
+    for row, value in zip(bpc, got, strict=True):
+        agree = total = 0
+        for i, j in itertools.combinations(range(6), 2):
+            if bench[i] == bench[j]:
+                continue
+            total += 1
+            agree += (bench[i] - bench[j]) * (row[j] - row[i]) > 0
+        assert (np.isnan(value) and total == 0) or value == pytest.approx(agree / total)
+        assert np.isnan(value) or 0.0 <= value <= 1.0
+
+
+def test_labels_positives_are_s_one_negatives_the_same_number_from_the_bottom() -> None:
+    agree = np.array([3, 0, 2, 3, 1, 0, 3, 0, 2])
+    counted = np.array([3, 3, 3, 3, 3, 3, 3, 3, 0])  # the last row has no pair: never chosen
+    keys = ["i", "h", "g", "f", "e", "d", "c", "b", "a"]
+    choice = choose_labels(agree, counted, keys)
+    assert sorted(choice.positives.tolist()) == [0, 3, 6]
+    # three lowest S (all 0: rows 1, 5, 7) in key order b < d < h
+    assert choice.negatives.tolist() == [7, 5, 1]
+    capped = choose_labels(agree, counted, keys, max_per_class=2)
+    assert capped.positives.tolist() == [6, 3] and capped.negatives.tolist() == [7, 5]
+    # more positives than others: every non-positive becomes a negative, lowest first
+    few = choose_labels(np.array([2, 2, 2, 1]), np.array([2, 2, 2, 2]))
+    assert len(few.positives) == 3 and few.negatives.tolist() == [3]
+
+
+# -- the character-budget cut ---------------------------------------------------------------------
+def _cands(scores, chars, ids=None, domains=None, part=0) -> pa.Table:
+    n = len(scores)
+    return pa.table({"score": scores, "id": ids or [f"d{i}" for i in range(n)],
+                     "part": [part] * n, "row": list(range(n)),
+                     "domain": domains or ["x"] * n, "tokens": [0] * n, "chars": chars},
+                    schema=CANDIDATE_SCHEMA)
+
+
+def _part(cands: pa.Table) -> pa.Table:
+    return pa.table({"id": cands.column("id"), "domain": cands.column("domain"),
+                     "preselect_score": cands.column("score")})
+
+
+def test_char_budget_threshold_on_a_small_table() -> None:
+    cands = _cands([0.9, 0.2, 0.8, 0.5, 0.7], [100, 500, 300, 50, 50])  # 1000 characters
+    cut = compute_cut(cands, PreselectConfig(keep=0.45))  # budget 450 characters
+    group = cut["groups"]["*"]
+    # best first: 0.9 (100), 0.8 (300) -> 400 <= 450; + 0.7 (50) = 450 <= 450; + 0.5 -> 500 > 450
+    assert (group["kept"], group["chars_kept"], group["budget_chars"]) == (3, 450, 450.0)
+    assert selected_mask(_part(cands), 0, cut).tolist() == [True, False, True, False, True]
+    explicit = compute_cut(cands, PreselectConfig(threshold=0.5))
+    assert selected_mask(_part(cands), 0, explicit).tolist() == [True, False, True, True, True]
+
+
+def test_char_budget_ties_by_id_and_per_domain() -> None:
+    cands = _cands([0.5, 0.5, 0.5, 0.9], [10, 10, 10, 10], ids=["c", "a", "b", "z"],
+                   domains=["x", "x", "x", "y"])
+    cut = compute_cut(cands, PreselectConfig(keep=0.5))  # 20 of 40 characters
+    assert selected_mask(_part(cands), 0, cut).tolist() == [False, True, False, True]
+    per = compute_cut(cands, PreselectConfig(keep=0.5, per_domain=True))
+    assert {k: g["kept"] for k, g in per["groups"].items()} == {"x": 1, "y": 0}
+    assert selected_mask(_part(cands), 0, per).tolist() == [False, True, False, False]
+
+
+def test_preselect_config_errors_name_the_key() -> None:
+    with pytest.raises(ConfigError, match="stages.preselect"):
+        load_config({"stages": {"preselect": {"enabled": True}}})
+    with pytest.raises(ConfigError, match="stages.preselect.keep"):
+        load_config({"stages": {"preselect": {"keep": 1.5}}})
+    with pytest.raises(ConfigError, match="all scores are equal"):
+        load_config({"stages": {"preselect": {"references": [
+            {"path": "a", "score": 1}, {"path": "b", "score": 1}]}}})
+    with pytest.raises(ConfigError, match="stages.preselect.fasttext.dimm"):
+        load_config({"stages": {"preselect": {"fasttext": {"dimm": 3}}}})
+    defaults = FastTextConfig()
+    assert (defaults.lr, defaults.dim, defaults.epoch, defaults.word_ngrams, defaults.minn,
+            defaults.maxn) == (0.1, 100, 5, 2, 0, 0)
+
+
+# -- fastText -----------------------------------------------------------------------------------
+def _doc(rng: random.Random, words: list[str], n: int = 12) -> str:
+    lines = [" ".join(rng.choice(words) for _ in range(n // 3)) for _ in range(3)]
+    return "\n".join(lines)  # newlines inside every document, as real text has
+
+
+def _examples(n: int, seed: int = 0) -> list[Example]:
+    rng = random.Random(seed)
+    return [Example(f"e{i}", i % 2, _doc(rng, GOOD if i % 2 else BAD)) for i in range(n)]
+
+
+@pytest.fixture(scope="module")
+def classifier(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("ft") / "classifier.bin"
+    train_fasttext(_examples(200), FastTextConfig(**SMALL_FT), path)
+    return path
+
+
+def test_newlines_become_spaces_at_training_and_prediction(tmp_path: Path, classifier) -> None:
+    assert clean_text("a\nb\n\nc") == "a b  c"
+    written = tmp_path / "train.txt"
+    examples = _examples(10)
+    assert write_training_file(examples, written, seed=0) == 10
+    lines = written.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 10 and all(line.startswith(("__label__0 ", "__label__1 "))
+                                    for line in lines)
+    model = load_classifier(classifier)
+    text = "theorem proof\nlemma axiom\n"
+    with pytest.raises(ValueError):
+        model.predict(text)  # fastText itself refuses a newline
+    labels, probs = model.predict(clean_text(text), k=-1)
+    expected = dict(zip(labels, probs, strict=True))["__label__1"]
+    assert positive_probability(model, [text])[0] == pytest.approx(expected, abs=1e-6)
+
+
+def test_a_drop_in_fasttext_model_scores_as_a_stage(classifier, tmp_path: Path) -> None:
+    rng = random.Random(5)
+    texts = [_doc(rng, GOOD), _doc(rng, BAD), "   ", _doc(rng, GOOD + BAD)]
+    table = add_local_reasons(make_table([f"t{i}" for i in range(4)], texts, ["d"] * 4,
+                                         ["s"] * 4), 1_000_000)
+    out = PreselectScore(str(classifier), batch_size=2)(table)
+    scores = out.column("preselect_score").to_pylist()
+    assert scores[2] is None  # dropped while reading: never scored
+    assert scores[0] > 0.9 > 0.1 > scores[1]
+    assert all(0.0 <= s <= 1.0 for s in (scores[0], scores[1], scores[3]))
+    # a model whose labels are not PreSelect's is refused
+    other = tmp_path / "other.txt"
+    other.write_text("__label__spam buy now\n__label__ham hello there\n" * 20)
+    _train_in_subprocess(other, tmp_path / "other.bin", FastTextConfig(dim=5, bucket=100))
+    with pytest.raises(ValueError, match="__label__1"):
+        PreselectScore(str(tmp_path / "other.bin"))
+
+
+def test_training_reports_held_out_precision_and_recall(tmp_path: Path) -> None:
+    report = train_fasttext(_examples(300, seed=1),
+                            FastTextConfig(**{**SMALL_FT, "holdout_fraction": 0.3}),
+                            tmp_path / "m.bin")
+    held = report["heldout"]
+    assert 60 <= held["n"] <= 120 and report["train"]["n"] + held["n"] == 300
+    assert held["precision"] > 0.9 and held["recall"] > 0.9 and held["roc_auc"] > 0.95
+    with pytest.raises(ValueError, match="both labels"):
+        train_fasttext([ex for ex in _examples(20) if ex.label == 1],
+                       FastTextConfig(**SMALL_FT), tmp_path / "one.bin")
+
+
+def test_roc_auc_and_metrics() -> None:
+    assert roc_auc(np.array([0, 0, 1, 1]), np.array([0.1, 0.4, 0.35, 0.8])) == 0.75
+    assert roc_auc(np.array([0, 1]), np.array([0.5, 0.5])) == 0.5
+    m = binary_metrics(np.array([1, 1, 0, 0]), np.array([0.9, 0.2, 0.6, 0.1]))
+    assert (m["precision"], m["recall"], m["accuracy"]) == (0.5, 0.5, 0.5)
+
+
+# -- the stage in a run, and re-selection --------------------------------------------------------
+def _corpus(folder: Path, n: int = 120, seed: int = 0) -> Path:
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        good = i % 3 == 0
+        rows.append({"id": f"r{i:04d}", "domain": "good" if good else "bad",
+                     "text": _doc(rng, GOOD if good else BAD, rng.randint(6, 30))})
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "corpus.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+@pytest.mark.slow
+def test_stage_in_a_local_run_and_reselection(classifier, tmp_path: Path, monkeypatch) -> None:
+    corpus = _corpus(tmp_path / "in")
+    out = tmp_path / "out"
+    config = {"input": {"paths": [str(corpus)]}, "output": {"path": str(out)},
+              "executor": {"kind": "local"},
+              "stages": {"preselect": {"enabled": True, "model": str(classifier),
+                                       "keep": 0.2}}}
+    stats = pipeline.run(config).stats
+    group = stats["preselect"]["cut"]["groups"]["*"]
+    assert group["chars_kept"] <= 0.2 * group["chars"]
+    by = stats["by_domain"]
+    kept_chars = sum(d["chars_kept"] for d in by.values())
+    assert kept_chars == group["chars_kept"] and stats["kept"] == group["kept"]
+    assert by["bad"]["kept"] == 0 and by["good"]["kept"] > 0
+    assert stats["dropped"] == {"preselect": 120 - stats["kept"]}
+    scored = pa.concat_tables(
+        [pa.parquet.read_table(p) for p in sorted((out / "scored").glob("*.parquet"))])
+    assert scored.column("preselect_score").null_count == 0
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("re-selection must not load the classifier")
+
+    monkeypatch.setattr("pipeline.stages.preselect_score.load_classifier", no_model)
+    result = CliRunner().invoke(cli.app, ["select", str(out), "--preselect-keep", "0.5",
+                                          "--executor", "local", "--json"])
+    assert result.exit_code == 0, result.output
+    new = json.loads(result.stdout)
+    new_group = new["preselect"]["cut"]["groups"]["*"]
+    assert new["preselect"]["cut"]["amount"] == 0.5
+    assert group["kept"] < new_group["kept"] and new_group["chars_kept"] <= 0.5 * group["chars"]
+    assert new["kept"] == new_group["kept"]
+    assert sum(1 for _ in (out / "data").glob("*.parquet")) >= 1
