@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import random
 from pathlib import Path
 
@@ -96,9 +97,9 @@ def test_labels_positives_are_s_one_negatives_the_same_number_from_the_bottom() 
     assert choice.negatives.tolist() == [7, 5, 1]
     capped = choose_labels(agree, counted, keys, max_per_class=2)
     assert capped.positives.tolist() == [6, 3] and capped.negatives.tolist() == [7, 5]
-    # more positives than others: every non-positive becomes a negative, lowest first
-    few = choose_labels(np.array([2, 2, 2, 1]), np.array([2, 2, 2, 2]))
-    assert len(few.positives) == 3 and few.negatives.tolist() == [3]
+    # more positives than others: the classes stay balanced, positives in key order
+    few = choose_labels(np.array([2, 2, 2, 1]), np.array([2, 2, 2, 2]), ["c", "a", "b", "d"])
+    assert few.positives.tolist() == [1] and few.negatives.tolist() == [3]
 
 
 # -- the character-budget cut ---------------------------------------------------------------------
@@ -270,3 +271,194 @@ def test_stage_in_a_local_run_and_reselection(classifier, tmp_path: Path, monkey
     assert group["kept"] < new_group["kept"] and new_group["chars_kept"] <= 0.5 * group["chars"]
     assert new["kept"] == new_group["kept"]
     assert sum(1 for _ in (out / "data").glob("*.parquet")) >= 1
+
+
+# -- labelling with given reference models, eval-lm ---------------------------------------------
+def _uniform_model(folder: Path, vocab: int, tokenizer) -> str:
+    """All weights zero: every next-token distribution is uniform, NLL = ln(vocab) per token."""
+    import torch
+
+    from pipeline.lm.checkpoint import save_model
+    from pipeline.lm.config import ModelConfig
+    from pipeline.lm.model import CausalLM
+
+    model = CausalLM(ModelConfig(vocab_size=vocab, d_model=16, n_layers=1, n_heads=2,
+                                 context_length=32))
+    with torch.no_grad():
+        for param in model.parameters():
+            param.zero_()
+    save_model(folder, model, tokenizer)
+    return str(folder)
+
+
+@pytest.fixture(scope="module")
+def uniform_models(tmp_path_factory) -> dict[int, str]:
+    from pipeline.lm.tokenizer import train_tokenizer
+
+    tokenizer = train_tokenizer([" ".join(GOOD + BAD)] * 20, vocab_size=280)
+    root = tmp_path_factory.mktemp("lms")
+    return {v: _uniform_model(root / f"v{v}", v, tokenizer) for v in (300, 400, 512)}
+
+
+def test_write_labels_records_strength_and_every_bpc(tmp_path: Path) -> None:
+    from pipeline.preselect.labels import Reference, write_labels
+
+    refs = [Reference("big", "p/big", 0.7), Reference("mid", "p/mid", 0.5),
+            Reference("small", "p/small", 0.3)]
+    bpc = np.array([[1.0, 2.0, 3.0], [3.0, 2.0, 1.0], [1.0, 3.0, 2.0], [2.0, 1.0, 3.0],
+                    [1.0, 1.5, 2.0], [np.nan, np.nan, 1.0]])
+    ids = [f"x{i}" for i in range(6)]
+    summary = write_labels(ids, ["t"] * 6, bpc, refs, tmp_path / "labels.jsonl")
+    rows = [json.loads(x) for x in (tmp_path / "labels.jsonl").read_text().splitlines()]
+    # rows 2 and 3 both have S = 2/3: one of them (by a hash of the id) is the second negative
+    labels = [r["label"] for r in rows]
+    assert labels[:2] == [1, 0] and labels[4:] == [1, None] and sorted(labels[2:4], key=str) == [
+        0, None]
+    assert rows[2]["strength"] == pytest.approx(2 / 3) and rows[5]["strength"] is None
+    assert rows[0]["bpc"] == {"big": 1.0, "mid": 2.0, "small": 3.0}
+    assert rows[5]["bpc"]["big"] is None
+    assert (summary["positives"], summary["negatives"], summary["no_pairs"]) == (2, 2, 1)
+
+
+def test_preselect_label_cli_with_given_models(uniform_models, tmp_path: Path) -> None:
+    corpus = _corpus(tmp_path / "in", n=30)
+    refs = [{"path": uniform_models[512], "score": 0.2, "name": "v512"},
+            {"path": uniform_models[300], "score": 0.9, "name": "v300"},
+            {"path": uniform_models[400], "score": 0.5, "name": "v400"}]
+    config = tmp_path / "c.yaml"
+    config.write_text(json.dumps({
+        "input": {"paths": [str(corpus)]}, "output": {"path": str(tmp_path / "out")},
+        "stages": {"preselect": {"references": refs,
+                                 "label": {"score": {"device": "cpu"}}}}}))
+    result = CliRunner().invoke(cli.app, ["preselect", "label", str(config), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    # lower vocabulary = lower loss on every document, and the order matches the scores: S = 1
+    # everywhere, so no document can be a negative and, classes balanced, none is labelled
+    assert summary["documents"] == 30 and summary["mean_strength"] == 1.0
+    assert summary["positives"] == summary["negatives"] == 0
+    rows = [json.loads(x) for x in Path(summary["labels"]).read_text().splitlines()]
+    from pipeline.lm.scorer import DocumentScorer
+
+    scorer = DocumentScorer.from_folder(uniform_models[512])
+    n_tokens = scorer.score([rows[0]["text"]]).n_tokens[0]
+    expected = n_tokens * math.log(512) / (len(rows[0]["text"]) * math.log(2))
+    assert rows[0]["bpc"]["v512"] == pytest.approx(expected, rel=1e-5)
+    assert all(r["strength"] == 1.0 and r["label"] is None for r in rows)
+    # scores in the reverse order: S = 0 everywhere
+    for ref, score in zip(refs, (0.9, 0.2, 0.5), strict=True):
+        ref["score"] = score
+    config.write_text(json.dumps({
+        "input": {"paths": [str(corpus)]}, "output": {"path": str(tmp_path / "out")},
+        "stages": {"preselect": {"references": refs, "label": {"score": {"device": "cpu"}}}}}))
+    result = CliRunner().invoke(cli.app, ["preselect", "label", str(config), "--json",
+                                          "--labels", str(tmp_path / "l2.jsonl")])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["mean_strength"] == 0.0
+
+
+def test_eval_lm_multiple_choice_and_loss(uniform_models, tmp_path: Path) -> None:
+    questions = [  # a uniform model prefers the choice with the fewest tokens
+        {"query": "pick one", "choices": ["theorem", "theorem proof lemma axiom"], "gold": 0},
+        {"query": "pick one", "choices": ["buy cheap deal offer free", "sale"], "gold": 0},
+        {"query": "again", "choices": ["matrix vector", "field", "axiom proof lemma"],
+         "gold": 1},
+        {"query": "last", "choices": ["click", "buy click deal offer"], "gold": 1},
+    ]
+    path = tmp_path / "eval.jsonl"
+    path.write_text("".join(json.dumps(q) + "\n" for q in questions))
+    result = CliRunner().invoke(cli.app, ["eval-lm", uniform_models[300], "--eval", str(path),
+                                          "--device", "cpu", "--json"])
+    assert result.exit_code == 0, result.output
+    (got,) = json.loads(result.stdout)
+    assert got["kind"] == "choice" and got["n"] == 4 and got["accuracy"] == 0.5
+    text = tmp_path / "target.txt"
+    text.write_text("theorem proof lemma\n\nbuy cheap deal\n")
+    result = CliRunner().invoke(cli.app, ["eval-lm", uniform_models[300], uniform_models[512],
+                                          "--eval", str(text), "--device", "cpu", "--json"])
+    assert result.exit_code == 0, result.output
+    small, big = json.loads(result.stdout)
+    assert small["kind"] == "loss" and small["score"] == -small["bpc"]
+    assert big["bpc"] / small["bpc"] == pytest.approx(math.log(512) / math.log(300))
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"query": "q", "choices": ["a"], "gold": 3}) + "\n")
+    result = CliRunner().invoke(cli.app, ["eval-lm", uniform_models[300], "--eval", str(bad),
+                                          "--kind", "choice"])
+    assert result.exit_code == 2 and "gold" in result.output
+
+
+# -- the offline path in a run -------------------------------------------------------------------
+def _varied_corpus(folder: Path, n: int = 150, seed: int = 3) -> Path:
+    """Three domains with their own Zipf-like vocabularies and short, noisy documents, so small
+    LMs at different budgets do not rank every document the same way."""
+    rng = random.Random(seed)
+    vocab = {d: [f"{d[:2]}{rng.randrange(10**6):x}" for _ in range(80)]
+             for d in ("good", "prose", "code")}
+    shared = [f"w{k}" for k in range(40)]
+    rows = []
+    for i in range(n):
+        domain = ("good", "prose", "code")[i % 3]
+        words = vocab[domain] + shared
+        weights = [1 / (k + 1) for k in range(len(words))]
+        text = " ".join(rng.choices(words, weights, k=rng.randint(4, 40)))
+        rows.append({"id": f"v{i:04d}", "domain": domain, "text": text})
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "corpus.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+@pytest.mark.slow
+def test_offline_path_builds_the_classifier_in_a_run(tmp_path: Path) -> None:
+    corpus = _varied_corpus(tmp_path / "in")
+    tiny = {"vocab_size": 300, "d_model": 32, "n_layers": 1, "n_heads": 2, "context_length": 64}
+    train = {"batch_size": 8, "threads": 1, "eval_every": 1000, "device": "cpu", "lr": 0.01}
+    config = {
+        "input": {"paths": [str(corpus)]}, "output": {"path": str(tmp_path / "out")},
+        "executor": {"kind": "local"},
+        "stages": {"exact_dedupe": {"enabled": False}, "preselect": {
+            "enabled": True, "keep": 0.3,
+            "train_references": {
+                "models": [{"name": "short", "model": tiny, "train": {**train, "tokens": 10000}},
+                           {"name": "mid", "model": tiny, "train": {**train, "tokens": 25000}},
+                           {"name": "long", "model": tiny,
+                            "train": {**train, "tokens": 50000}}],
+                "eval": {"domain": "good", "holdout_fraction": 0.3},
+                "score": {"device": "cpu", "threads": 1}},
+            "label": {"score": {"device": "cpu", "threads": 1}},
+            "fasttext": {"dim": 10, "bucket": 5000, "epoch": 10}}}}
+    stats = pipeline.run(config).stats
+    info = stats["preselect"]["classifier"]
+    assert info["built"] and Path(info["model"]).is_file()
+    evaluated = {r["name"]: r for r in info["references"]["evaluated"]}
+    assert evaluated["long"]["score"] > evaluated["short"]["score"]  # more tokens, lower bpc
+    labels = info["labels"]
+    assert labels["documents"] == 150 and labels["positives"] == labels["negatives"] > 0
+    rows = [json.loads(x) for x in Path(labels["labels"]).read_text().splitlines()]
+    assert all(set(r["bpc"]) == {"short", "mid", "long"} for r in rows)
+    group = stats["preselect"]["cut"]["groups"]["*"]
+    assert 0 < group["chars_kept"] <= 0.3 * group["chars"]
+    assert stats["kept"] == group["kept"]
+    # a second run reuses everything it built
+    stamp = Path(info["model"]).stat().st_mtime_ns
+    again = pipeline.run(config, overwrite=True).stats
+    assert Path(info["model"]).stat().st_mtime_ns == stamp
+    assert again["kept"] == stats["kept"]
+
+
+# -- real data: the training path on human labels -------------------------------------------------
+DCLM = Path(__file__).resolve().parents[2] / "shared" / "data" / "web" / "dclm_labeled.jsonl"
+
+
+@pytest.mark.skipif(not DCLM.is_file(), reason="../shared/data is not on this machine")
+def test_dclm_human_labels_train_a_classifier_that_ranks_the_other_half(tmp_path) -> None:
+    rows = [json.loads(line) for line in DCLM.read_text(encoding="utf-8").splitlines()]
+    examples = [Example(f"dclm{i}", int(r["label"]), r["text"]) for i, r in enumerate(rows)]
+    train, test = examples[0::2], examples[1::2]
+    cfg = FastTextConfig(holdout_fraction=0.0, bucket=200_000)  # the paper's other settings
+    train_fasttext(train, cfg, tmp_path / "dclm.bin")
+    scores = positive_probability(load_classifier(tmp_path / "dclm.bin"),
+                                  [ex.text for ex in test])
+    auc = roc_auc(np.array([ex.label for ex in test]), scores)
+    print(f"dclm_labeled: train {len(train)}, test {len(test)}, ROC AUC {auc:.4f}")
+    assert auc > 0.6

@@ -66,7 +66,16 @@ def write_training_file(examples: Iterable[Example], path: Path, seed: int) -> i
 
 # fastText (0.9.2, fasttext-numpy2-wheel) keeps state across trainings in one process: measured
 # here, a second `train_supervised` with the same data and seed often fails "Encountered NaN",
-# a fresh process never did. So each training runs in its own short-lived interpreter.
+# a fresh process did not. So each training runs in its own short-lived interpreter. On small
+# sets with a small dim it can also diverge for real (deterministically, lr 0.1, dim 10): then
+# the learning rate is halved, up to MAX_ATTEMPTS tries, and the report records the lr used.
+MAX_ATTEMPTS = 4
+
+
+class DivergedError(RuntimeError):
+    """fastText's "Encountered NaN"."""
+
+
 _TRAIN_SCRIPT = """
 import json, sys
 import fasttext
@@ -85,7 +94,10 @@ def _train_in_subprocess(text_file: Path, out: Path, cfg: FastTextConfig) -> Non
                           capture_output=True, text=True, check=False)
     if done.returncode != 0:
         lines = (done.stderr or "").strip().splitlines()
-        raise ValueError(f"fastText training failed: {lines[-1] if lines else done.returncode}")
+        last = lines[-1] if lines else str(done.returncode)
+        if "Encountered NaN" in last:
+            raise DivergedError(last)
+        raise ValueError(f"fastText training failed: {last}")
 
 
 def train_fasttext(examples: list[Example], cfg: FastTextConfig,
@@ -101,8 +113,17 @@ def train_fasttext(examples: list[Example], cfg: FastTextConfig,
     text_file = out_path.with_name(out_path.name + ".train.txt")
     write_training_file(train, text_file, cfg.seed)
     tmp = out_path.with_name(out_path.name + ".tmp")
+    lr = cfg.lr
     try:
-        _train_in_subprocess(text_file, tmp, cfg)
+        for attempt in range(MAX_ATTEMPTS):
+            try:
+                _train_in_subprocess(text_file, tmp, cfg.model_copy(update={"lr": lr}))
+                break
+            except DivergedError:
+                if attempt == MAX_ATTEMPTS - 1:
+                    raise ValueError(f"fastText diverged (NaN) down to lr {lr:g} on "
+                                     f"{len(train)} examples; raise dim or bucket") from None
+                lr /= 2
     finally:
         text_file.unlink(missing_ok=True)
     os.replace(tmp, out_path)
@@ -110,6 +131,7 @@ def train_fasttext(examples: list[Example], cfg: FastTextConfig,
         "model": str(out_path),
         "train": {"n": len(train), "positives": sum(ex.label for ex in train)},
         "fasttext": cfg.model_dump(),
+        "lr_used": lr,
     }
     if held:
         scores = positive_probability(load_classifier(out_path), [ex.text for ex in held])

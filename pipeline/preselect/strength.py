@@ -65,7 +65,8 @@ def choose_labels(agree: np.ndarray, counted: np.ndarray, keys: list[str] | None
     """Positives: every document with all counted pairs agreeing (S exactly 1, decided on the
     integer counts, not on a float). Negatives: the same number from the lowest S upward, never a
     positive; equal S is broken by `keys` (document ids), then row, so the choice is stable.
-    `max_per_class` caps both classes (positives by the same key order)."""
+    The classes stay balanced: with fewer other documents than positives, positives are capped
+    to the negatives' number (in key order), as `max_per_class` caps both."""
     agree, counted = np.asarray(agree), np.asarray(counted)
     n = len(agree)
     keys = [str(i) for i in range(n)] if keys is None else keys
@@ -82,4 +83,5 @@ def choose_labels(agree: np.ndarray, counted: np.ndarray, keys: list[str] | None
     with np.errstate(divide="ignore", invalid="ignore"):
         strength = agree[rest] / counted[rest]
     rest = rest[np.lexsort((rank[rest], strength))]
-    return LabelChoice(positives=pos, negatives=rest[: len(pos)])
+    negatives = rest[: len(pos)]
+    return LabelChoice(positives=pos[: len(negatives)], negatives=negatives)
