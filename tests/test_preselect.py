@@ -462,3 +462,29 @@ def test_dclm_human_labels_train_a_classifier_that_ranks_the_other_half(tmp_path
     auc = roc_auc(np.array([ex.label for ex in test]), scores)
     print(f"dclm_labeled: train {len(train)}, test {len(test)}, ROC AUC {auc:.4f}")
     assert auc > 0.6
+
+
+def test_color_filter_chooses_among_what_preselect_keeps() -> None:
+    from pipeline.job.color import part_candidates as color_candidates
+    from pipeline.job.preselect import part_candidates as preselect_candidates
+    from pipeline.selection.color import compute_cut as color_cut
+    from pipeline.selection.rules import apply_selection
+
+    table = pa.table({
+        "id": [f"d{i}" for i in range(6)], "domain": ["x"] * 6, "n_chars": [10] * 6,
+        "drop_reason": pa.array([None, None, None, None, None, "empty"], pa.string()),
+        "preselect_score": [0.9, 0.8, 0.7, 0.2, 0.1, None],
+        "color_score": [0.1, 0.5, 0.9, 0.95, 0.99, None], "color_n_tokens": [5] * 6})
+    config = load_config({"stages": {
+        "exact_dedupe": {"enabled": False},
+        "preselect": {"enabled": True, "model": "unused.bin", "keep": 0.6},
+        "color_filter": {"enabled": True, "prior": "p", "conditional": "c", "tau": 3}}})
+    pcut = compute_cut(preselect_candidates(config, table, 0), config.stages.preselect)
+    assert pcut["groups"]["*"]["kept"] == 3  # 30 of 50 characters: d0, d1, d2
+    cands = color_candidates(config, table, 0, pcut)
+    assert cands.column("id").to_pylist() == ["d0", "d1", "d2"]
+    ccut = color_cut(cands, config.stages.color_filter)  # the top 1/3 of 3: d2
+    out = apply_selection(table, config.stages.enabled(), part=0, color_cut=ccut,
+                          preselect_cut=pcut)
+    assert out.column("drop_reason").to_pylist() == [
+        "color_filter", "color_filter", None, "preselect", "preselect", "empty"]

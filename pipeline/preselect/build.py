@@ -61,7 +61,8 @@ def reference_models(config: PipelineConfig, reporter: Any, overwrite: bool = Fa
     root = Path(models_dir(config))
     folders = []
     for spec in offline.models:
-        job = TrainJobConfig(input=config.input, storage=config.storage, sample=offline.sample,
+        job = TrainJobConfig(input=config.input, storage=config.storage,
+                             sample=spec.sample or offline.sample,
                              model=spec.model, train=spec.train,
                              output={"path": str(root / "references" / spec.name)})
         result = _train(lambda ow, job=job, name=spec.name: train_lm(

@@ -75,6 +75,8 @@ class ReferenceSpec(Section):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     model: ModelConfig = Field(default_factory=lambda: ModelConfig(preset="tiny"))
     train: TrainConfig = Field(default_factory=lambda: TrainConfig(tokens=100_000))
+    sample: SampleConfig | None = Field(None, description="This model's own corpus sample "
+                                        "(another seed or size); default the shared one.")
 
 
 class OfflineReferencesConfig(Section):
