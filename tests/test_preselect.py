@@ -488,3 +488,26 @@ def test_color_filter_chooses_among_what_preselect_keeps() -> None:
                           preselect_cut=pcut)
     assert out.column("drop_reason").to_pylist() == [
         "color_filter", "color_filter", None, "preselect", "preselect", "empty"]
+
+
+def test_preselect_train_cli_reports_held_out_metrics(tmp_path: Path) -> None:
+    from pipeline.preselect.labels import Reference, write_labels
+
+    examples = _examples(200, seed=4)
+    bpc = np.array([[1.0, 2.0] if ex.label else [2.0, 1.0] for ex in examples])
+    write_labels([ex.id for ex in examples], [ex.text for ex in examples], bpc,
+                 [Reference("a", "a", 2.0), Reference("b", "b", 1.0)], tmp_path / "l.jsonl")
+    config = tmp_path / "c.yaml"
+    config.write_text(json.dumps({"output": {"path": str(tmp_path / "out")}, "stages": {
+        "preselect": {"fasttext": {**SMALL_FT, "holdout_fraction": 0.25}}}}))
+    result = CliRunner().invoke(cli.app, ["preselect", "train", str(config), "--labels",
+                                          str(tmp_path / "l.jsonl"), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["model"] == str(tmp_path / "out" / "models" / "preselect" / "classifier.bin")
+    assert report["train"]["n"] + report["heldout"]["n"] == 200
+    assert report["heldout"]["precision"] > 0.9 and report["heldout"]["recall"] > 0.9
+    load_classifier(report["model"])
+    missing = CliRunner().invoke(cli.app, ["preselect", "train", str(config), "--labels",
+                                           str(tmp_path / "none.jsonl")])
+    assert missing.exit_code == 2 and "preselect label" in missing.output

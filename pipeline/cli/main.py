@@ -284,23 +284,26 @@ def preselect_train(config: ConfigArg, sets: SetOpt = None,
                     labels: Annotated[str | None, typer.Option(
                         "--labels", help="Labels file (default MODELS_DIR/labels.jsonl)")] = None,
                     model: Annotated[str | None, typer.Option(
-                        "--output", help="Classifier to write (default the configured one)")
+                        "--output", help="Classifier to write (default "
+                        "MODELS_DIR/classifier.bin)")
                                      ] = None,
                     as_json: JsonOpt = False) -> None:
     """Train the fastText classifier on a labels file; report held-out precision and recall."""
+    from pathlib import Path
+
     from pipeline.io.storage import join
     from pipeline.preselect.build import LABELS_FILE, train_classifier
-    from pipeline.stages.preselect_score import classifier_path, models_dir
+    from pipeline.stages.preselect_score import CLASSIFIER_FILE, models_dir
 
     try:
         cfg = _load(config, _overrides(None, None, None, None, None, sets))
         labels_path = labels or join(models_dir(cfg), LABELS_FILE)
-        from pathlib import Path
-
         if not Path(labels_path).is_file():
             raise ConfigError(f"--labels: {labels_path} not found; run `siftline preselect "
                               "label` first")
-        report = train_classifier(cfg, labels_path, model or classifier_path(cfg))
+        # never over a given `model` (it may be the released classifier)
+        report = train_classifier(cfg, labels_path,
+                                  model or join(models_dir(cfg), CLASSIFIER_FILE))
     except ConfigError as exc:
         _fail(exc)
     report.pop("key", None)

@@ -1,8 +1,8 @@
 """`run(config)`: the whole job as a readable sequence of timed, resumable phases.
 
-  preflight -> plan (or resume) -> [train CoLoR-Filter models] -> score splits
-  -> exact-dedupe shuffle -> near-dedupe shuffle -> [CoLoR-Filter cut] -> finalize parts
-  -> stats.json + manifest.json -> remove _work
+  preflight -> plan (or resume) -> [train CoLoR-Filter models] -> [build PreSelect's
+  classifier] -> score splits -> exact-dedupe shuffle -> near-dedupe shuffle -> [PreSelect cut]
+  -> [CoLoR-Filter cut] -> finalize parts -> stats.json + manifest.json -> remove _work
 
 Each phase skips work whose completion record exists, so a killed run restarted with the same
 command finishes with the same bytes as one that was never interrupted.
