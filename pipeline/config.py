@@ -26,9 +26,10 @@ from pydantic import (
 
 from pipeline.lm.config import ModelConfig, SampleConfig, ScoreConfig, TrainConfig
 from pipeline.mixture.config import MixtureConfig
+from pipeline.preselect.config import PreselectConfig
 from pipeline.sections import Section as _Section
 
-STAGE_NAMES = ("exact_dedupe", "near_dedupe", "color_filter")
+STAGE_NAMES = ("exact_dedupe", "near_dedupe", "color_filter", "preselect")
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -206,6 +207,7 @@ class StagesConfig(_Section):
     exact_dedupe: ExactDedupeConfig = Field(default_factory=ExactDedupeConfig)
     near_dedupe: NearDedupeConfig = Field(default_factory=NearDedupeConfig)
     color_filter: ColorFilterConfig = Field(default_factory=ColorFilterConfig)
+    preselect: PreselectConfig = Field(default_factory=PreselectConfig)
 
     def enabled(self) -> list[str]:
         return [name for name in STAGE_NAMES if getattr(self, name).enabled]
