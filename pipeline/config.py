@@ -225,7 +225,13 @@ class EvalConfig(_Section):
                                description="Training tokens, ascending (one model each).")
     color_taus: list[float] = Field(default_factory=lambda: [4.0, 8.0],
                                     description="CoLoR-Filter selections to compare (top 1/tau).")
+    preselect_keeps: list[float] = Field(default_factory=lambda: [0.1, 0.25], description=
+                                         "PreSelect selections to compare (kept character share).")
+    combined: bool = Field(True, description="With both scores: the rank-average selection at "
+                           "each of color_taus.")
     include_run: bool = Field(True, description="Also evaluate the run's own kept rows.")
+    max_questions: int = Field(1000, ge=1, description="Multiple-choice targets: questions "
+                               "scored for accuracy after each training.")
     selected: list[str] = Field(default_factory=list, description="Instead of a run: a "
                                 "selected dataset (any input) to compare with `baseline`.")
     baseline: list[str] = Field(default_factory=list, description="With `selected`: the data "
@@ -253,6 +259,13 @@ class EvalConfig(_Section):
         if bool(self.selected) != bool(self.baseline):
             raise ValueError("give both `selected` and `baseline` datasets, or neither")
         return self
+
+    @field_validator("preselect_keeps")
+    @classmethod
+    def _keeps(cls, value: list[float]) -> list[float]:
+        if any(not 0 < k <= 1 for k in value):
+            raise ValueError("each keep share must be in (0, 1]")
+        return value
 
     @field_validator("color_taus")
     @classmethod

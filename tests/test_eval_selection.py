@@ -195,3 +195,50 @@ def test_two_datasets_selected_against_baseline(tmp_path: Path) -> None:
     assert sel["target_loss"][-1] < rand["target_loss"][-1]
     with pytest.raises(ConfigError, match="evaluation"):
         load_config({"evaluation": {"selected": [selected]}})
+
+
+# -- PreSelect and combined methods on a hand-made pool ----------------------------------------
+def test_preselect_char_budget_and_rank_average() -> None:
+    import pyarrow as pa
+
+    from pipeline.evaluation.methods import Method, choose, methods_for, rank_percentile
+    from pipeline.evaluation.pool import Pool
+
+    table = pa.table({
+        "id": ["a", "b", "c", "d", "e"], "part": pa.array([0] * 5, pa.int32()),
+        "row": pa.array(range(5), pa.int64()), "run_kept": [True, False, True, False, False],
+        "n_chars": pa.array([10, 30, 20, 40, 0], pa.int64()),
+        "color_score": [0.1, 0.5, 0.3, None, 0.2],
+        "preselect_score": [0.9, 0.1, 0.8, 0.7, 0.7]})
+    pool = Pool(table, candidates=5, held_out=0)
+    names = [m.name for m in methods_for([2.0], [0.5], True, True, pool)]
+    assert names == ["run", "color:2", "preselect:0.5", "combined:2"]
+    assert choose(pool, Method("run")).tolist() == [0, 2]
+    assert choose(pool, Method("color", 2.0)).tolist() == [1, 2]  # top floor(5/2), null last
+    # by preselect: a (10), c (20), then d/e tie at 0.7 broken by id: d (40) would pass 50 chars
+    assert choose(pool, Method("preselect", 0.5)).tolist() == [0, 2]
+    assert choose(pool, Method("preselect", 1.0)).tolist() == [0, 2, 3, 4, 1]
+    ranks = rank_percentile(table.column("preselect_score"))
+    assert ranks.tolist() == [1.0, 0.0, 0.75, 0.375, 0.375]  # ties share their mean rank
+    # color ranks a .25 b 1 c .75 d 0 e .5; means: a .625, b .5, c .75, d .1875, e .4375
+    assert choose(pool, Method("combined", 2.0)).tolist() == [2, 0]
+
+
+@pytest.mark.slow
+def test_multiple_choice_target_reports_accuracy(tmp_path: Path) -> None:
+    selected = _jsonl(tmp_path / "selected.jsonl", _texts(WORDS_A, 40, 1))
+    baseline = _jsonl(tmp_path / "baseline.jsonl", _texts(WORDS_B, 60, 3))
+    questions = [{"query": " ".join(_texts(WORDS_A, 1, 10 + i)[0].split()[:8]),
+                  "choices": ["alpha beta", "red green", "blue grey"], "gold": 0}
+                 for i in range(12)]
+    target = _jsonl(tmp_path / "eval.jsonl", [])
+    Path(target).write_text("".join(json.dumps(q) + "\n" for q in questions), encoding="utf-8")
+    evaluation = _config(tmp_path / "unused.jsonl", tmp_path / "o")["evaluation"]
+    evaluation.update({"selected": [selected], "baseline": [baseline], "budgets": [2048],
+                       "target": {"paths": [target]}})
+    config = load_config({"output": {"path": str(tmp_path / "o")}, "evaluation": evaluation})
+    report = evaluate_selection(str(tmp_path / "o"), config)
+    assert report["target"]["questions"] == 12
+    assert report["target"]["chance"] == pytest.approx(1 / 3)
+    for method in report["methods"].values():
+        assert len(method["accuracy"]) == 1 and 0.0 <= method["accuracy"][0] <= 1.0

@@ -17,6 +17,9 @@ def eval_table(report: dict[str, Any]) -> Table:
     table.add_column("tokens", justify="right")
     for budget in budgets:
         table.add_column(f"{budget:,} tok", justify="right")
+    has_accuracy = all("accuracy" in m for m in methods.values())
+    if has_accuracy:
+        table.add_column("accuracy (largest)", justify="right")
     table.add_column("efficiency vs random", justify="right")
     for name, method in methods.items():
         eff = method["efficiency"]
@@ -24,5 +27,7 @@ def eval_table(report: dict[str, Any]) -> Table:
         factor = "1.00 (baseline)" if name == "random" else f"{eff['factor']:.2f}x{mark}"
         losses = [f"{loss:.4f} ({epochs:.1f} ep)" for loss, epochs in
                   zip(method["target_loss"], method["epochs"], strict=True)]
-        table.add_row(name, f"{method['documents']:,}", f"{method['tokens']:,}", *losses, factor)
+        extra = [f"{method['accuracy'][-1]:.3f}"] if has_accuracy else []
+        table.add_row(name, f"{method['documents']:,}", f"{method['tokens']:,}", *losses, *extra,
+                      factor)
     return table

@@ -4,6 +4,10 @@
   (no document repeats where the pool allows): the baseline every method is measured against.
 - `run`: the run's own selection (its kept rows).
 - `color:TAU`: the top 1/TAU of the pool by `color_score` (CoLoR-Filter's rule).
+- `preselect:KEEP`: the best documents by `preselect_score` while their characters stay within
+  KEEP x the pool's characters (PreSelect's rule).
+- `combined:TAU` (both scores present): the top 1/TAU by the mean of the two scores' rank
+  percentiles, so neither score's scale dominates; the same size as `color:TAU`.
 - `selected`: a dataset given as such (`evaluation.selected`), against `evaluation.baseline`.
 Ties in score are broken by (id, part, row), as the pipeline's cut does.
 """
@@ -24,8 +28,8 @@ RANDOM = "random"
 
 @dataclass(frozen=True)
 class Method:
-    kind: str  # "random" | "run" | "color" | "selected"
-    amount: float | None = None  # tau for color
+    kind: str  # "random" | "run" | "color" | "preselect" | "combined" | "selected"
+    amount: float | None = None  # tau (color, combined) or the kept share of characters
 
     @property
     def name(self) -> str:
@@ -34,15 +38,21 @@ class Method:
     @property
     def slug(self) -> str:
         """A folder name: no ':' or '.' (S3- and Windows-safe)."""
-        return self.name.replace(":", "-tau").replace(".", "p")
+        return self.name.replace(":", "-").replace(".", "p")
 
 
-def methods_for(color_taus: list[float], include_run: bool, pool: Pool) -> list[Method]:
+def methods_for(color_taus: list[float], preselect_keeps: list[float], combined: bool,
+                include_run: bool, pool: Pool) -> list[Method]:
     """The methods a run's pool supports besides random (those whose scores the run lacks are
     skipped, not faked)."""
     methods = [Method("run")] if include_run else []
-    if "color_score" in pool.scores:
+    has_color, has_pre = "color_score" in pool.scores, "preselect_score" in pool.scores
+    if has_color:
         methods += [Method("color", float(tau)) for tau in color_taus]
+    if has_pre:
+        methods += [Method("preselect", float(keep)) for keep in preselect_keeps]
+    if has_color and has_pre and combined:
+        methods += [Method("combined", float(tau)) for tau in color_taus]
     return methods
 
 
@@ -59,15 +69,36 @@ def choose(pool: Pool, method: Method) -> np.ndarray:
     if method.kind == "run":
         return np.flatnonzero(table.column("run_kept").to_numpy(zero_copy_only=False))
     if method.kind == "color":
-        ranked = _ranked(table, "color_score")
+        ranked = _ranked(table, table.column("color_score"))
+        return ranked[: math.floor(table.num_rows / float(method.amount or 1))]
+    if method.kind == "preselect":
+        ranked = _ranked(table, table.column("preselect_score"))
+        chars = table.column("n_chars").to_numpy()[ranked]
+        budget = float(method.amount or 0) * float(chars.sum())
+        return ranked[: int(np.searchsorted(np.cumsum(chars), budget, side="right"))]
+    if method.kind == "combined":
+        mean_rank = (rank_percentile(table.column("color_score"))
+                     + rank_percentile(table.column("preselect_score"))) / 2
+        ranked = _ranked(table, pa.array(mean_rank))
         return ranked[: math.floor(table.num_rows / float(method.amount or 1))]
     raise ValueError(f"unknown selection method {method.kind!r}")
 
 
-def _ranked(table: pa.Table, score: str) -> np.ndarray:
+def rank_percentile(scores: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """Each score's rank in [0, 1] (ties share their mean rank; missing scores rank 0)."""
+    values = pc.fill_null(scores.cast(pa.float64()), float("-inf")).to_numpy(
+        zero_copy_only=False)
+    order = np.argsort(values, kind="stable")
+    ranks = np.empty(len(values), np.float64)
+    ranks[order] = np.arange(len(values), dtype=np.float64)
+    _, inverse = np.unique(values, return_inverse=True)
+    mean = np.bincount(inverse, ranks) / np.bincount(inverse)
+    return mean[inverse] / max(len(values) - 1, 1)
+
+
+def _ranked(table: pa.Table, score: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """Rows by descending score (nulls last), ties by (id, part, row) ascending."""
-    keyed = pa.table({"key": pc.fill_null(table.column(score).cast(pa.float64()),
-                                          float("-inf")),
+    keyed = pa.table({"key": pc.fill_null(score.cast(pa.float64()), float("-inf")),
                       "id": table.column("id"), "part": table.column("part"),
                       "row": table.column("row"),
                       "index": pa.array(np.arange(table.num_rows, dtype=np.int64))})

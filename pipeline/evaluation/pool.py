@@ -23,9 +23,9 @@ from pipeline.selection.reselect import load_finished_manifest, part_with_text
 from pipeline.selection.rules import apply_selection
 
 # Stages whose drop reason is a selection by score: their rows stay candidates.
-SCORING_STAGES = ("color_filter",)
+SCORING_STAGES = ("color_filter", "preselect")
 # Score columns a method can rank by, when the run computed them.
-SCORE_COLUMNS = ("color_score",)
+SCORE_COLUMNS = ("color_score", "preselect_score")
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,8 @@ from pipeline.lm.model import CausalLM
 from pipeline.lm.scorer import DocumentScorer
 from pipeline.lm.tokenizer import Tokenizer, train_tokenizer
 from pipeline.lm.train import TrainProgress, train_lm_on_texts
+from pipeline.preselect.config import EvalSetConfig
+from pipeline.preselect.evaluate import EvalSet, evaluate_scorer, load_eval_set
 
 REPORT_VERSION = 1
 
@@ -66,6 +68,7 @@ def evaluate_selection(output: str, config: PipelineConfig,
         raise ConfigError(f"{output}: no candidate documents to select from")
     target_texts = _cap(load_target_texts(target, config.input, storage),
                         int(ev.target_max_bytes))
+    questions = multiple_choice(target, config, storage)
     base = build_base(folder / "models" / "base", pool_texts, config)
     tokenizer = Tokenizer.load(base)
     tokens = np.array([len(ids) for ids in tokenizer.encode_batch(pool_texts)], dtype=np.int64)
@@ -75,9 +78,9 @@ def evaluate_selection(output: str, config: PipelineConfig,
     for method, chosen in selections:
         n_tokens = sum(len(ids) for ids in tokenizer.encode_batch(chosen))
         progress.message(f"{method.name}: {len(chosen)} documents, {n_tokens} tokens")
-        results.append(_evaluate_method(method, chosen, n_tokens, target_texts, base, folder,
-                                        config, progress))
-    report = build_report(results, pool_info, target_texts, config)
+        results.append(_evaluate_method(method, chosen, n_tokens, target_texts, questions, base,
+                                        folder, config, progress))
+    report = build_report(results, pool_info, target_texts, questions, config)
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / "report.json.tmp"
     tmp.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
@@ -98,6 +101,8 @@ def _from_run(output: str, config: PipelineConfig, storage: Storage,
     texts = pool.table.column("text").to_pylist()
     selections = [(m, [texts[i] for i in choose(pool, m).tolist()])
                   for m in methods_for(config.evaluation.color_taus,
+                                       config.evaluation.preselect_keeps,
+                                       config.evaluation.combined,
                                        config.evaluation.include_run, pool)]
     info = {"candidates": pool.candidates, "held_out_target": pool.held_out,
             "documents": pool.table.num_rows}
@@ -145,8 +150,9 @@ def build_base(folder: Path, texts: list[str], config: PipelineConfig) -> Path:
 
 
 def _evaluate_method(method: Method, chosen: list[str], n_tokens: int,
-                     target_texts: list[str], base: Path, folder: Path,
-                     config: PipelineConfig, progress: TrainProgress) -> dict[str, Any]:
+                     target_texts: list[str], questions: EvalSet | None, base: Path,
+                     folder: Path, config: PipelineConfig,
+                     progress: TrainProgress) -> dict[str, Any]:
     ev = config.evaluation
     # The folder is named by what determines the model, so a changed selection (a re-selected
     # run, another seed) trains afresh and the stale models of this method are removed.
@@ -163,24 +169,44 @@ def _evaluate_method(method: Method, chosen: list[str], n_tokens: int,
         train = ev.train.model_copy(update={"tokens": budget, "epochs": None, "seed": ev.seed})
         out = method_dir / key / f"tokens-{budget}"
         result = train_lm_on_texts(chosen, None, train, out, init=base, progress=progress)
-        loss, bpc = target_loss(out, target_texts, config)
-        runs.append({"budget": budget, "train_tokens": result.tokens,
-                     "epochs": result.epochs, "target_loss": loss, "target_bpc": bpc,
-                     "train_loss": result.train_loss, "model": str(out.relative_to(folder))})
-        progress.message(f"{method.name} @ {budget} tokens: target loss {loss:.4f}")
+        measured = measure(out, target_texts, questions, config)
+        runs.append({"budget": budget, "train_tokens": result.tokens, "epochs": result.epochs,
+                     **measured, "train_loss": result.train_loss,
+                     "model": str(out.relative_to(folder))})
+        accuracy = (f", accuracy {measured['accuracy']:.3f}" if "accuracy" in measured else "")
+        progress.message(f"{method.name} @ {budget} tokens: target loss "
+                         f"{measured['target_loss']:.4f}{accuracy}")
     return {"method": method.name, "documents": len(chosen), "tokens": n_tokens, "runs": runs}
 
 
-def target_loss(model: Path, texts: list[str], config: PipelineConfig) -> tuple[float, float]:
-    """Mean NLL per target token (nats; one tokenizer for all, so comparable) and bits/char."""
-    scores = DocumentScorer.from_folder(str(model), config.evaluation.score).score(texts)
+def measure(model: Path, texts: list[str], questions: EvalSet | None,
+            config: PipelineConfig) -> dict[str, float]:
+    """Mean NLL per target token (nats; one tokenizer for all, so comparable), bits per
+    character, and for a multiple-choice target the accuracy (each choice's log-likelihood
+    given the query, as `siftline eval-lm` scores it)."""
+    scorer = DocumentScorer.from_folder(str(model), config.evaluation.score)
+    scores = scorer.score(texts)
     nll = float(scores.nll_sum.sum())
-    return nll / max(int(scores.n_tokens.sum()), 1), nll / (max(int(scores.n_chars.sum()), 1)
-                                                            * float(np.log(2)))
+    out = {"target_loss": nll / max(int(scores.n_tokens.sum()), 1),
+           "target_bpc": nll / (max(int(scores.n_chars.sum()), 1) * float(np.log(2)))}
+    if questions is not None:
+        out["accuracy"] = float(evaluate_scorer(scorer, questions)["accuracy"])
+    return out
+
+
+def multiple_choice(target: TargetConfig, config: PipelineConfig,
+                    storage: Storage) -> EvalSet | None:
+    """The target's questions when it is `{query, choices, gold}` JSON Lines, else None."""
+    if not target.paths or target.format not in ("auto", "eval"):
+        return None
+    data = load_eval_set(EvalSetConfig(paths=target.paths,
+                                       max_examples=config.evaluation.max_questions),
+                         config.input, storage)
+    return data if data.kind == "choice" else None
 
 
 def build_report(results: list[dict[str, Any]], pool: dict[str, int], target_texts: list[str],
-                 config: PipelineConfig) -> dict[str, Any]:
+                 questions: EvalSet | None, config: PipelineConfig) -> dict[str, Any]:
     """Deterministic for a seed (no timings or absolute paths): the same config, the same bytes."""
     ev = config.evaluation
     random_losses = next(r for r in results if r["method"] == RANDOM)
@@ -198,11 +224,17 @@ def build_report(results: list[dict[str, Any]], pool: dict[str, int], target_tex
             "target_bpc": [run["target_bpc"] for run in result["runs"]],
             "efficiency_factor": eff.factor, "efficiency": eff.to_dict(),
         }
+        if all("accuracy" in run for run in result["runs"]):
+            methods[result["method"]]["accuracy"] = [run["accuracy"] for run in result["runs"]]
     return {
         "version": REPORT_VERSION,
         "pool": pool,
         "target": {"documents": len(target_texts),
-                   "chars": sum(len(t) for t in target_texts)},
+                   "chars": sum(len(t) for t in target_texts),
+                   **({} if questions is None else {
+                       "questions": len(questions.questions),
+                       "chance": sum(1 / len(q.choices) for q in questions.questions)
+                       / len(questions.questions)})},
         "methods": methods,
         "config": config.evaluation.model_dump(mode="json"),
     }
