@@ -25,9 +25,11 @@ from pydantic import (
 )
 
 from pipeline.lm.config import ModelConfig, SampleConfig, ScoreConfig, TrainConfig
+from pipeline.mixture.config import MixtureConfig
+from pipeline.preselect.config import PreselectConfig
 from pipeline.sections import Section as _Section
 
-STAGE_NAMES = ("exact_dedupe", "near_dedupe", "color_filter")
+STAGE_NAMES = ("exact_dedupe", "near_dedupe", "color_filter", "preselect")
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -211,9 +213,72 @@ class StagesConfig(_Section):
     exact_dedupe: ExactDedupeConfig = Field(default_factory=ExactDedupeConfig)
     near_dedupe: NearDedupeConfig = Field(default_factory=NearDedupeConfig)
     color_filter: ColorFilterConfig = Field(default_factory=ColorFilterConfig)
+    preselect: PreselectConfig = Field(default_factory=PreselectConfig)
 
     def enabled(self) -> list[str]:
         return [name for name in STAGE_NAMES if getattr(self, name).enabled]
+
+
+def _eval_train() -> TrainConfig:
+    return TrainConfig(batch_size=16, lr=3e-3, eval_every=50, checkpoint_every=200)
+
+
+class EvalConfig(_Section):
+    """`siftline eval-selection`: train one small LM per (method, budget), compare target loss.
+    Not part of the run's identity: evaluating never changes the selected data."""
+
+    budgets: list[int] = Field(default_factory=lambda: [65_536, 131_072, 262_144],
+                               description="Training tokens, ascending (one model each).")
+    color_taus: list[float] = Field(default_factory=lambda: [4.0, 8.0],
+                                    description="CoLoR-Filter selections to compare (top 1/tau).")
+    preselect_keeps: list[float] = Field(default_factory=lambda: [0.1, 0.25], description=
+                                         "PreSelect selections to compare (kept character share).")
+    combined: bool = Field(True, description="With both scores: the rank-average selection at "
+                           "each of color_taus.")
+    include_run: bool = Field(True, description="Also evaluate the run's own kept rows.")
+    max_questions: int = Field(1000, ge=1, description="Multiple-choice targets: questions "
+                               "scored for accuracy after each training.")
+    selected: list[str] = Field(default_factory=list, description="Instead of a run: a "
+                                "selected dataset (any input) to compare with `baseline`.")
+    baseline: list[str] = Field(default_factory=list, description="With `selected`: the data "
+                                "random documents are drawn from.")
+    model: ModelConfig = Field(default_factory=lambda: ModelConfig(preset="tiny"))
+    train: TrainConfig = Field(default_factory=_eval_train,
+                               description="Optimiser settings; `tokens` is set per budget.")
+    target: TargetConfig | None = Field(None, description="Held-out target text; default "
+                                        "stages.color_filter.target.")
+    target_max_bytes: ByteSize = Field(ByteSize(1_000_000), gt=0)
+    tokenizer_bytes: ByteSize = Field(ByteSize(2_000_000), gt=0, description="Pool text the "
+                                      "shared tokenizer is trained on.")
+    score: ScoreConfig = Field(default_factory=ScoreConfig)
+    seed: int = Field(0, ge=0)
+
+    @field_validator("budgets")
+    @classmethod
+    def _ascending(cls, value: list[int]) -> list[int]:
+        if not value or any(b <= 0 for b in value) or sorted(set(value)) != value:
+            raise ValueError("budgets must be positive, distinct and ascending")
+        return value
+
+    @model_validator(mode="after")
+    def _datasets(self) -> EvalConfig:
+        if bool(self.selected) != bool(self.baseline):
+            raise ValueError("give both `selected` and `baseline` datasets, or neither")
+        return self
+
+    @field_validator("preselect_keeps")
+    @classmethod
+    def _keeps(cls, value: list[float]) -> list[float]:
+        if any(not 0 < k <= 1 for k in value):
+            raise ValueError("each keep share must be in (0, 1]")
+        return value
+
+    @field_validator("color_taus")
+    @classmethod
+    def _taus(cls, value: list[float]) -> list[float]:
+        if any(t < 1 for t in value):
+            raise ValueError("each tau must be >= 1 (keep the top 1/tau)")
+        return value
 
 
 class PipelineConfig(_Section):
@@ -222,6 +287,8 @@ class PipelineConfig(_Section):
     storage: StorageConfig = Field(default_factory=StorageConfig)
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
     stages: StagesConfig = Field(default_factory=StagesConfig)
+    mixture: MixtureConfig = Field(default_factory=MixtureConfig)  # domain weights, weights.json
+    evaluation: EvalConfig = Field(default_factory=EvalConfig)
 
     def public_dict(self) -> dict[str, Any]:
         """The resolved config with secrets masked: safe to log and to store in the manifest."""
@@ -231,6 +298,7 @@ class PipelineConfig(_Section):
         """Hash of what determines the output bytes (not where or how the job runs)."""
         data = self.public_dict()
         data.pop("executor")
+        data.pop("evaluation")
         data["storage"] = {}
         data["output"].pop("work_dir")
         data["output"].pop("path")

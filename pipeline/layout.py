@@ -6,8 +6,11 @@ OUT/
   rejects/part-PPPPP.jsonl      quarantined records with source, position and error
   stats.json, manifest.json     accounting and provenance, written last
   plots/color_score.png         CoLoR-Filter score histograms with the selection cut
+  weights.json, plots/weights.png   domain sampling weights over training (pipeline.mixture)
+  mix/phase-K/                  Parquet shards drawn by phase K's weights (`siftline mix`)
   models/prior, models/conditional   CoLoR-Filter's trained auxiliary models (kept by
                                 --overwrite, and reused while their config is unchanged)
+  eval/                         `siftline eval-selection`: report.json, loss_curves.png, models/
   _work/                        resumable intermediate state, removed when the run completes
 """
 
@@ -17,7 +20,8 @@ from dataclasses import dataclass
 
 from pipeline.io.storage import join
 
-OUTPUT_ENTRIES = ("data", "scored", "rejects", "stats.json", "manifest.json", "_work", "plots")
+OUTPUT_ENTRIES = ("data", "scored", "rejects", "stats.json", "manifest.json", "_work", "plots",
+                  "weights.json", "mix", "eval")
 KEPT_ENTRIES = ("models",)  # siftline's own, but --overwrite leaves them (costly to rebuild)
 
 
@@ -80,3 +84,18 @@ class Layout:
     @staticmethod
     def rejects_rel(part: int) -> str:
         return f"rejects/part-{part:05d}.jsonl"
+
+    # -- domain mixture (pipeline.mixture) --------------------------------------------------
+    @property
+    def weights(self) -> str:
+        return join(self.root, "weights.json")
+
+    @property
+    def weights_plot(self) -> str:
+        return join(self.root, "plots", "weights.png")
+
+    @staticmethod
+    def mix_rel(phase: int, shard: int | None = None) -> str:
+        """mix/phase-K/ (the folder), or its shard part-SSSSS.parquet."""
+        folder = f"mix/phase-{phase}"
+        return folder if shard is None else f"{folder}/part-{shard:05d}.parquet"

@@ -42,7 +42,8 @@ def child(corpus: str, out: str, workers: int, split_bytes: int) -> None:
     _quiet_local_env()
     started = time.perf_counter()
     # Ray started here, so its start-up stays out of the job's phases (the job joins it)
-    ray.init(num_cpus=workers, include_dashboard=False, _node_ip_address="127.0.0.1",
+    ray.init(address="local", num_cpus=workers, include_dashboard=False,
+             _node_ip_address="127.0.0.1",
              runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
     ray_start = time.perf_counter() - started
     config = load_config({

@@ -361,8 +361,8 @@ def test_finished_output_of_another_config_needs_overwrite(tmp_path: Path, corpu
     assert read_data(out).num_rows == 7
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["config_sha256"] == other.sha256()
-    assert sorted(p.name for p in out.iterdir()) == ["data", "manifest.json", "scored",
-                                                     "stats.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["data", "manifest.json", "plots", "scored",
+                                                     "stats.json", "weights.json"]
 
 
 def test_unfinished_output_of_another_config_needs_overwrite(

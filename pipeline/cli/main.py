@@ -1,4 +1,5 @@
-"""The `siftline` command: run, validate, inspect, select, train-lm.
+"""The `siftline` command: run, validate, inspect, select, train-lm, weights, mix,
+eval-selection.
 
 Flags are dotted overrides of the one config model (`pipeline.config`): `--output X` is
 `--set output.path=X`, and `--set` reaches every other key, so the YAML and the CLI can never
@@ -14,6 +15,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from pipeline.cli.mixture_cmd import mix_command, weights_command
 from pipeline.config import STAGE_NAMES, ConfigError, PipelineConfig, load_config, parse_set_options
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -98,6 +100,7 @@ def run(config: ConfigArg, inputs: InputOpt = None, output: OutputOpt = None,
         err.print(timings_table(result.stats))
         err.print(f"output: {result.output} ({result.status})")
         err.print(accounting_line(result.stats))
+        _print_weights(result.output, cfg)
 
 
 @app.command()
@@ -107,11 +110,13 @@ def validate(config: ConfigArg, inputs: InputOpt = None, output: OutputOpt = Non
     """Check the config, its inputs and output, and plan the splits, without running."""
     from pipeline.io.storage import Storage
     from pipeline.job.plan import make_plan, preflight
+    from pipeline.mixture.report import check_mixture
 
     try:
         cfg = _load(config, _overrides(inputs, output, executor, ray_address, stages, sets))
         storage = Storage(cfg.storage.s3)
         plan = make_plan(cfg, preflight(cfg, storage), storage)
+        check_mixture(cfg, storage)
     except ConfigError as exc:
         _fail(exc)
     files = {s["uri"] for s in plan["splits"]}
@@ -176,6 +181,9 @@ def select(output: Annotated[str, typer.Argument(help="A finished run's output f
                "--config", help="Config for storage credentials (else the run's own).")] = None,
            color_tau: Annotated[float | None, typer.Option(
                "--color-tau", help="CoLoR-Filter: keep the top 1/TAU by color_score.")] = None,
+           preselect_keep: Annotated[float | None, typer.Option(
+               "--preselect-keep", help="PreSelect: keep this share of the characters by "
+               "preselect_score.")] = None,
            sets: SetOpt = None, executor: ExecutorOpt = None,
            quiet: QuietOpt = False, as_json: JsonOpt = False) -> None:
     """Re-select from OUT/scored/ with other rules, without re-scoring."""
@@ -194,6 +202,9 @@ def select(output: Annotated[str, typer.Argument(help="A finished run's output f
             overrides.update({"stages.color_filter.tau": color_tau,
                               "stages.color_filter.budget_tokens": None,
                               "stages.color_filter.budget_chars": None})
+        if preselect_keep is not None:
+            overrides.update({"stages.preselect.keep": preselect_keep,
+                              "stages.preselect.threshold": None})
         overrides["executor.kind"] = executor or manifest.get("executor", {}).get("kind", "ray")
         cfg = load_config(base, overrides)
         if storage_config is not None:
@@ -242,6 +253,209 @@ def train_lm(config: Annotated[str | None, typer.Argument(help="YAML config file
         print(json.dumps(result.to_dict(), indent=2))
     elif not quiet:
         err.print(train_summary(result))
+
+
+app.command("weights")(weights_command)
+app.command("mix")(mix_command)
+
+
+def _print_weights(output: str, cfg: PipelineConfig) -> None:
+    """The domain weights table after a run that wrote weights.json."""
+    from pipeline.cli.mixture_render import warnings_text, weights_table
+    from pipeline.io.storage import Storage
+    from pipeline.io.writers import read_json
+    from pipeline.layout import Layout
+
+    storage, path = Storage(cfg.storage.s3), Layout.for_output(output).weights
+    if storage.exists(path):
+        doc = read_json(storage, path)
+        err.print(weights_table(doc))
+        for line in warnings_text(doc):
+            err.print(line)
+
+
+@app.command("eval-selection")
+def eval_selection(config: Annotated[str | None, typer.Argument(
+                       help="YAML config of the run (it runs first if not complete).")] = None,
+                   output: OutputOpt = None,
+                   selected: Annotated[list[str] | None, typer.Option(
+                       "--selected", help="Instead of a run: a selected dataset (repeatable).")
+                                       ] = None,
+                   baseline: Annotated[list[str] | None, typer.Option(
+                       "--baseline", help="With --selected: where random data comes from.")
+                                       ] = None,
+                   sets: SetOpt = None, executor: ExecutorOpt = None,
+                   quiet: QuietOpt = False, as_json: JsonOpt = False) -> None:
+    """Train the same small LM on each selection and on random data; compare target loss."""
+    from pipeline.cli.eval_render import eval_table
+    from pipeline.cli.render import RichReporter, accounting_line
+    from pipeline.evaluation import evaluate_selection
+    from pipeline.io.storage import Storage
+    from pipeline.job.runner import Reporter
+    from pipeline.job.runner import run as run_job
+    from pipeline.lm.train import TrainProgress
+    from pipeline.selection.reselect import load_finished_manifest
+
+    try:
+        overrides = _overrides(None, output, executor, None, None, sets)
+        if selected or baseline:
+            overrides.update({"evaluation.selected": list(selected or []),
+                              "evaluation.baseline": list(baseline or [])})
+        if config is None and not (selected or baseline):  # a finished run: its own config
+            if not output:
+                raise ConfigError("give a config file, or --output of a finished run")
+            manifest = load_finished_manifest(output, Storage())
+            cfg = load_config({**manifest["config"], "storage": {}}, overrides)
+        else:
+            cfg = load_config(config, overrides)
+            if not cfg.evaluation.selected:  # the run's selections: run (or resume) it first
+                if quiet or as_json:
+                    run_job(cfg, reporter=Reporter())
+                else:
+                    with RichReporter(err) as reporter:
+                        result = run_job(cfg, reporter=reporter)
+                    err.print(f"run: {result.output} ({result.status}); "
+                              + accounting_line(result.stats))
+        progress = TrainProgress() if quiet or as_json else _EvalProgress()
+        report = evaluate_selection(cfg.output.path, cfg, progress)
+    except ConfigError as exc:
+        _fail(exc)
+    if as_json:
+        print(json.dumps(report, indent=2))
+    elif not quiet:
+        out.print(eval_table(report))
+
+
+class _EvalProgress:
+    """One line per finished training and evaluation (a run has many small trainings)."""
+
+    def phase(self, name: str, detail: str) -> None: ...
+
+    def start(self, total_steps: int, first_step: int, info: dict[str, Any]) -> None: ...
+
+    def step(self, info: Any) -> None: ...
+
+    def message(self, text: str) -> None:
+        err.print(text, highlight=False)
+
+
+preselect_app = typer.Typer(no_args_is_help=True, help="PreSelect: label documents with "
+                            "reference models, train the fastText scorer.")
+app.add_typer(preselect_app, name="preselect")
+
+
+@preselect_app.command("label")
+def preselect_label(config: ConfigArg, inputs: InputOpt = None, sets: SetOpt = None,
+                    labels: Annotated[str | None, typer.Option(
+                        "--labels", help="Labels file to write (default MODELS_DIR/labels.jsonl)")
+                                      ] = None,
+                    as_json: JsonOpt = False) -> None:
+    """Score a labelling sample with the reference models; write predictive strength + labels."""
+    from pipeline.preselect.build import make_labels, reference_models
+
+    try:
+        cfg = _load(config, _overrides(inputs, None, None, None, None, sets))
+        reporter = _PrintReporter(quiet=as_json)
+        refs, _ = reference_models(cfg, reporter)
+        summary = make_labels(cfg, refs, reporter, labels)
+    except ConfigError as exc:
+        _fail(exc)
+    summary.pop("key", None)
+    if as_json:
+        print(json.dumps(summary, indent=2))
+    else:
+        err.print(f"{summary['documents']:,} documents: {summary['positives']:,} positives, "
+                  f"{summary['negatives']:,} negatives -> {summary['labels']}")
+
+
+@preselect_app.command("train")
+def preselect_train(config: ConfigArg, sets: SetOpt = None,
+                    labels: Annotated[str | None, typer.Option(
+                        "--labels", help="Labels file (default MODELS_DIR/labels.jsonl)")] = None,
+                    model: Annotated[str | None, typer.Option(
+                        "--output", help="Classifier to write (default "
+                        "MODELS_DIR/classifier.bin)")
+                                     ] = None,
+                    as_json: JsonOpt = False) -> None:
+    """Train the fastText classifier on a labels file; report held-out precision and recall."""
+    from pathlib import Path
+
+    from pipeline.io.storage import join
+    from pipeline.preselect.build import LABELS_FILE, train_classifier
+    from pipeline.stages.preselect_score import CLASSIFIER_FILE, models_dir
+
+    try:
+        cfg = _load(config, _overrides(None, None, None, None, None, sets))
+        labels_path = labels or join(models_dir(cfg), LABELS_FILE)
+        if not Path(labels_path).is_file():
+            raise ConfigError(f"--labels: {labels_path} not found; run `siftline preselect "
+                              "label` first")
+        # never over a given `model` (it may be the released classifier)
+        report = train_classifier(cfg, labels_path,
+                                  model or join(models_dir(cfg), CLASSIFIER_FILE))
+    except ConfigError as exc:
+        _fail(exc)
+    report.pop("key", None)
+    if as_json:
+        print(json.dumps(report, indent=2))
+        return
+    held = report.get("heldout") or {}
+    err.print(f"classifier: {report['model']} ({report['train']['n']:,} training examples)")
+    if held:
+        err.print(f"held out {held['n']:,}: precision {held['precision']}, recall "
+                  f"{held['recall']}, accuracy {held['accuracy']}, ROC AUC {held['roc_auc']}")
+
+
+@app.command("eval-lm")
+def eval_lm(models: Annotated[list[str], typer.Argument(help="Model folders (siftline or HF).")],
+            eval_paths: Annotated[list[str], typer.Option(
+                "--eval", help="Eval JSON Lines ({query, choices, gold}) or text files.")],
+            kind: Annotated[str, typer.Option("--kind", help="auto | choice | loss")] = "auto",
+            max_examples: Annotated[int | None, typer.Option("--max-examples")] = 1000,
+            length_norm: Annotated[bool, typer.Option(
+                "--length-norm", help="Compare choices per character (acc_norm).")] = False,
+            device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda")] = "auto",
+            as_json: JsonOpt = False) -> None:
+    """Downstream score of LMs: multiple-choice accuracy, or minus bits per character on text."""
+    from pydantic import ValidationError
+
+    from pipeline.lm.config import ScoreConfig
+    from pipeline.preselect.config import EvalSetConfig
+    from pipeline.preselect.evaluate import evaluate_lm, load_eval_set
+
+    try:
+        try:
+            eval_cfg = EvalSetConfig(paths=eval_paths, kind=kind, max_examples=max_examples,
+                                     length_norm=length_norm)
+            score_cfg = ScoreConfig(device=device)
+        except ValidationError as exc:
+            raise ConfigError(str(exc)) from None
+        data = load_eval_set(eval_cfg)
+        results = [evaluate_lm(folder, data, score_cfg, length_norm) for folder in models]
+    except ConfigError as exc:
+        _fail(exc)
+    if as_json:
+        print(json.dumps(results, indent=2))
+        return
+    for r in results:
+        detail = (f"accuracy {r['accuracy']:.4f} (chance {r['chance']:.4f})"
+                  if r["kind"] == "choice" else f"bpc {r['bpc']:.4f}")
+        out.print(f"{r['model']}: {detail} on {r['n']:,} examples, score {r['score']:.4f}")
+
+
+class _PrintReporter:
+    """Job-reporter hooks for the preselect commands: messages to stderr, no bars."""
+
+    def __init__(self, quiet: bool = False) -> None:
+        self.quiet = quiet
+
+    def phase(self, name: str, total: int) -> None: ...
+
+    def advance(self, done: int, total: int) -> None: ...
+
+    def message(self, text: str) -> None:
+        if not self.quiet:
+            err.print(text, highlight=False, markup=False)
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.config import ConfigError, InputConfig, TargetConfig
+from pipeline.io.corpus import corpus_tables
 from pipeline.io.jsonl import MAX_LINE_BYTES, iter_lines, lookup
 from pipeline.io.readers import (
     COMPRESSIONS,
@@ -346,7 +347,7 @@ def _domain_texts(target: TargetConfig, corpus: InputConfig, storage: Storage) -
     domain, limit = str(target.domain), int(corpus.max_doc_bytes)
     seen: Counter[str] = Counter()
     held: list[tuple[float, str, str]] = []
-    for table in _corpus_tables(corpus, storage):
+    for table in corpus_tables(corpus, storage):
         for item in pc.value_counts(table.column("domain")).to_pylist():
             seen[item["values"]] += item["counts"]
         mine = table.filter(pc.equal(table.column("domain"), pa.scalar(domain, pa.string())))
@@ -359,21 +360,6 @@ def _domain_texts(target: TargetConfig, corpus: InputConfig, storage: Storage) -
         raise ConfigError(_no_holdout_message(target, seen))
     held.sort()
     return [text for _, _, text in held]
-
-
-def _corpus_tables(corpus: InputConfig, storage: Storage) -> Iterator[pa.Table]:
-    """The corpus as the pipeline reads it (demo:// resolved, same ids, rejects left out)."""
-    from pipeline.job.plan import resolve_paths  # the runner's resolution of demo:// paths
-
-    try:
-        check_inputs_reachable(corpus.paths, storage)
-        files = expand_inputs(resolve_paths(corpus.paths), storage)
-        splits = plan_splits(corpus, storage, files)
-    except (InputError, KeyError) as exc:
-        raise ConfigError(str(exc).strip(QUOTES)) from None
-    for split in splits:
-        for batch in read_split(split, corpus, storage):
-            yield batch.table
 
 
 def _no_holdout_message(target: TargetConfig, seen: Counter[str]) -> str:

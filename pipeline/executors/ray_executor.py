@@ -91,7 +91,9 @@ class RayExecutor(Executor):
                 ray.init(address=address, **kwargs)
             else:
                 _quiet_local_env()
-                ray.init(num_cpus=num_workers or os.cpu_count() or 1,
+                # address="local": always a fresh embedded instance, never whatever Ray cluster
+                # happens to run on this machine (ray.init would otherwise try to join it).
+                ray.init(address="local", num_cpus=num_workers or os.cpu_count() or 1,
                          _node_ip_address="127.0.0.1", **kwargs)
             self._owns_ray = True
         self.num_workers = num_workers or max(1, int(ray.cluster_resources().get("CPU", 1)))

@@ -101,10 +101,12 @@ def prepare_models(config: PipelineConfig, storage: Storage, reporter: Any,
     }
 
 
-def part_candidates(config: PipelineConfig, table: pa.Table, part: int) -> pa.Table:
-    """Candidates of one part: the rows every earlier rule keeps."""
+def part_candidates(config: PipelineConfig, table: pa.Table, part: int,
+                    preselect_cut: dict[str, Any] | None = None) -> pa.Table:
+    """Candidates of one part: the rows every earlier rule keeps (PreSelect's cut included)."""
     earlier = [name for name in config.stages.enabled() if name != "color_filter"]
-    return candidates(apply_selection(table, earlier), part)
+    return candidates(apply_selection(table, earlier, part=part, preselect_cut=preselect_cut),
+                      part)
 
 
 def decide_cut(executor: Executor, task: Callable[[int], pa.Table], parts: int,

@@ -26,10 +26,11 @@ DATA_COLUMNS = BASE_SCHEMA.names
 
 def finalize_table(
     table: pa.Table, part: int, config: PipelineConfig, layout: Layout, storage: Storage,
-    color_cut: dict[str, Any] | None = None,
+    color_cut: dict[str, Any] | None = None, preselect_cut: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write `scored/` and `data/` files for one part and return its completion record."""
-    table = apply_selection(table, config.stages.enabled(), part=part, color_cut=color_cut)
+    table = apply_selection(table, config.stages.enabled(), part=part, color_cut=color_cut,
+                            preselect_cut=preselect_cut)
     compression = config.output.compression
     internal = {"text", BANDS_COLUMN}
     if not config.stages.near_dedupe.keep_signatures:

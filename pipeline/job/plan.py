@@ -108,6 +108,10 @@ def preflight(config: PipelineConfig, storage: Storage) -> list[str]:
         from pipeline.job.color import check_models_config
 
         check_models_config(config)
+    if "preselect" in config.stages.enabled():
+        from pipeline.job.preselect import check_preselect_config
+
+        check_preselect_config(config)
     return paths
 
 

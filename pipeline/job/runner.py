@@ -1,7 +1,8 @@
 """`run(config)`: the whole job as a readable sequence of timed, resumable phases.
 
-  preflight -> plan (or resume) -> [train CoLoR-Filter models] -> score splits
-  -> exact-dedupe shuffle -> near-dedupe shuffle -> [CoLoR-Filter cut] -> finalize parts
+  preflight -> plan (or resume) -> [train CoLoR-Filter models] -> [build PreSelect's
+  classifier] -> score splits -> exact-dedupe shuffle -> near-dedupe shuffle -> [PreSelect cut]
+  -> [CoLoR-Filter cut] -> finalize parts -> [domain weights: weights.json]
   -> stats.json + manifest.json -> remove _work
 
 Each phase skips work whose completion record exists, so a killed run restarted with the same
@@ -35,9 +36,13 @@ from pipeline.job.plan import (
     preflight,
     remove_temp_files,
 )
+from pipeline.job.preselect import decide_cut as decide_preselect_cut
+from pipeline.job.preselect import part_candidates as preselect_candidates
+from pipeline.job.preselect import prepare_classifier
 from pipeline.job.report import build_manifest, build_stats
 from pipeline.job.score import SplitScorer, score_split
 from pipeline.layout import Layout
+from pipeline.mixture.report import check_mixture, run_mixture
 
 
 class Reporter:
@@ -65,6 +70,7 @@ def run(config: PipelineConfig, *, overwrite: bool = False,
     storage = Storage(config.storage.s3)
     layout = Layout.for_output(config.output.path, config.output.work_dir)
     paths = preflight(config, storage)
+    check_mixture(config, storage)
     fresh_plan = make_plan(config, paths, storage)  # inputs are checked before anything is cleared
     remove_temp_files(layout)
     if overwrite:
@@ -82,9 +88,11 @@ def run(config: PipelineConfig, *, overwrite: bool = False,
     plan = plan_or_resume(fresh_plan, layout, storage)
     timings: dict[str, float] = {}
     color = "color_filter" in config.stages.enabled()
+    preselect = "preselect" in config.stages.enabled()
     with make_executor(config.executor) as executor:
         job = _Job(config, layout, storage, plan, executor, reporter, timings)
         models = job.prepare_models(overwrite) if color else None
+        classifier = job.prepare_classifier(overwrite) if preselect else None
         map_records = job.score()
         write_json(storage, layout.manifest,
                    build_manifest(config, plan, map_records, [], "running"))
@@ -92,11 +100,17 @@ def run(config: PipelineConfig, *, overwrite: bool = False,
             job.exact_dedupe()
         if "near_dedupe" in config.stages.enabled():
             job.near_dedupe()
-        cut = job.color_cut() if color else None
-        final_records = job.finalize(cut)
+        pcut = job.preselect_cut() if preselect else None
+        cut = job.color_cut(pcut) if color else None
+        final_records = job.finalize(cut, pcut)
+        mixture = job.mixture(final_records) if config.mixture.enabled else None
     stats = build_stats(map_records, final_records, timings)
     if color:
         stats["color_filter"] = {"models": models, "cut": cut}
+    if preselect:
+        stats["preselect"] = {"classifier": classifier, "cut": pcut}
+    if mixture is not None:
+        stats["mixture"] = mixture
     manifest = build_manifest(config, plan, map_records, final_records, "complete")
     write_json(storage, layout.stats, stats)
     write_json(storage, layout.manifest, manifest)
@@ -127,6 +141,20 @@ class _Job:
         self.timings["train_models"] = time.perf_counter() - start
         return models
 
+    def prepare_classifier(self, overwrite: bool) -> dict[str, Any]:
+        start = time.perf_counter()
+        info = prepare_classifier(self.config, self.storage, self.reporter, overwrite)
+        self.timings["preselect_classifier"] = time.perf_counter() - start
+        return info
+
+    def preselect_cut(self) -> dict[str, Any]:
+        parts = len(self.plan["splits"])
+        task = partial(_preselect_candidates, self.config, self.layout, self.storage,
+                       self.plan["buckets"])
+        with self._timed("preselect_cut", parts) as progress:
+            return decide_preselect_cut(self.executor, task, parts, self.config, self.layout,
+                                        self.storage, progress)
+
     def score(self) -> list[dict[str, Any]]:
         splits = load_splits(self.plan)
         gpus = (self.config.stages.color_filter.gpus_per_worker
@@ -136,10 +164,10 @@ class _Job:
             return self.executor.map(score_split, splits, setup=setup, progress=progress,
                                      gpus=gpus)
 
-    def color_cut(self) -> dict[str, Any]:
+    def color_cut(self, preselect_cut: dict[str, Any] | None = None) -> dict[str, Any]:
         parts = len(self.plan["splits"])
         task = partial(_color_candidates, self.config, self.layout, self.storage,
-                       self.plan["buckets"])
+                       self.plan["buckets"], preselect_cut)
         with self._timed("color_cut", parts) as progress:
             return decide_cut(self.executor, task, parts, self.config, self.layout,
                               self.storage, progress)
@@ -156,12 +184,19 @@ class _Job:
             run_near_dedupe(self.executor, self.layout, self.storage, parts, buckets,
                             _offset_progress(progress, parts, buckets))
 
-    def finalize(self, cut: dict[str, Any] | None) -> list[dict[str, Any]]:
+    def finalize(self, cut: dict[str, Any] | None,
+                 preselect_cut: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         parts = list(range(len(self.plan["splits"])))
         task = partial(_finalize_part, self.config, self.layout, self.storage,
-                       self.plan["buckets"], cut)
+                       self.plan["buckets"], cut, preselect_cut)
         with self._timed("select+write", len(parts)) as progress:
             return self.executor.map(task, parts, progress=progress)
+
+    def mixture(self, final_records: list[dict[str, Any]]) -> dict[str, Any]:
+        shards = sum(len(r["data"]) for r in final_records)
+        with self._timed("weights", shards) as progress:
+            return run_mixture(self.config, self.layout, self.storage, self.executor,
+                               final_records, progress)
 
 
 def _offset_progress(progress: Callable[[int, int], None], parts: int, buckets: int):
@@ -188,16 +223,24 @@ def _attached(config: PipelineConfig, layout: Layout, storage: Storage, buckets:
 
 
 def _color_candidates(config: PipelineConfig, layout: Layout, storage: Storage, buckets: int,
-                      part: int) -> pa.Table:
-    return part_candidates(config, _attached(config, layout, storage, buckets, part), part)
+                      preselect_cut: dict[str, Any] | None, part: int) -> pa.Table:
+    return part_candidates(config, _attached(config, layout, storage, buckets, part), part,
+                           preselect_cut)
+
+
+def _preselect_candidates(config: PipelineConfig, layout: Layout, storage: Storage,
+                          buckets: int, part: int) -> pa.Table:
+    return preselect_candidates(config, _attached(config, layout, storage, buckets, part), part)
 
 
 def _finalize_part(config: PipelineConfig, layout: Layout, storage: Storage, buckets: int,
-                   cut: dict[str, Any] | None, part: int) -> dict[str, Any]:
+                   cut: dict[str, Any] | None, preselect_cut: dict[str, Any] | None,
+                   part: int) -> dict[str, Any]:
     done = layout.final_done(part)
     if storage.exists(done):
         return read_json(storage, done)
     table = _attached(config, layout, storage, buckets, part)
-    record = finalize_table(table, part, config, layout, storage, color_cut=cut)
+    record = finalize_table(table, part, config, layout, storage, color_cut=cut,
+                            preselect_cut=preselect_cut)
     save_record(record, layout, storage)
     return record

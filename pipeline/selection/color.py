@@ -25,19 +25,23 @@ CANDIDATE_SCHEMA = pa.schema([("score", pa.float64()), ("id", pa.string()), ("pa
                               ("tokens", pa.int64()), ("chars", pa.int64())])
 
 
-def candidates(table: pa.Table, part: int) -> pa.Table:
-    """Rows of one part still in play (drop_reason null), with what the cut needs."""
+def candidates(table: pa.Table, part: int, score_column: str = SCORE_COLUMN,
+               tokens_column: str | None = TOKENS_COLUMN) -> pa.Table:
+    """Rows of one part still in play (drop_reason null), with what the cut needs (the score
+    column is a parameter so PreSelect's cut shares this code; no token column -> 0 tokens)."""
     keep = pc.is_null(table.column("drop_reason"))
     rows = pa.array(np.arange(table.num_rows), pa.int64()).filter(
         keep.combine_chunks() if isinstance(keep, pa.ChunkedArray) else keep)
     picked = table.filter(keep)
+    tokens = (pc.fill_null(picked.column(tokens_column), 0) if tokens_column is not None
+              else pa.array(np.zeros(len(rows), np.int64)))
     return pa.table({
-        "score": picked.column(SCORE_COLUMN),
+        "score": picked.column(score_column),
         "id": picked.column("id"),
         "part": pa.array(np.full(len(rows), part, np.int32)),
         "row": rows,
         "domain": picked.column("domain"),
-        "tokens": pc.fill_null(picked.column(TOKENS_COLUMN), 0),
+        "tokens": tokens,
         "chars": picked.column("n_chars"),
     }, schema=CANDIDATE_SCHEMA)
 
@@ -80,10 +84,11 @@ def compute_cut(cands: pa.Table, config: ColorFilterConfig) -> dict[str, Any]:
     return cut
 
 
-def selected_mask(table: pa.Table, part: int, cut: dict[str, Any]) -> np.ndarray:
+def selected_mask(table: pa.Table, part: int, cut: dict[str, Any],
+                  score_column: str = SCORE_COLUMN) -> np.ndarray:
     """True where a row is at or above its group's cut (its drop_reason is not consulted)."""
     n = table.num_rows
-    scores = table.column(SCORE_COLUMN).to_numpy(zero_copy_only=False).astype(np.float64)
+    scores = table.column(score_column).to_numpy(zero_copy_only=False).astype(np.float64)
     domains = (np.array(table.column("domain").to_pylist(), dtype=object) if cut["per_domain"]
                else np.full(n, ALL, dtype=object))
     out = np.zeros(n, dtype=bool)

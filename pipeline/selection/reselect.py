@@ -47,7 +47,7 @@ def read_split_text(split: Split, config: PipelineConfig, storage: Storage) -> p
     return pa.concat_tables(texts)
 
 
-def _part_with_text(split: Split, config: PipelineConfig, layout: Layout,
+def part_with_text(split: Split, config: PipelineConfig, layout: Layout,
                     storage: Storage) -> pa.Table:
     with storage.open(layout.path(layout.scored_rel(split.index))) as handle:
         scored = pq.read_table(handle)
@@ -59,31 +59,54 @@ def _part_with_text(split: Split, config: PipelineConfig, layout: Layout,
 
 
 def _scored_candidates(config: PipelineConfig, layout: Layout, storage: Storage,
-                       part: int) -> pa.Table:
+                       preselect_cut: dict[str, Any] | None, part: int) -> pa.Table:
     from pipeline.job.color import part_candidates
+
+    with storage.open(layout.path(layout.scored_rel(part))) as handle:
+        return part_candidates(config, pq.read_table(handle), part, preselect_cut)
+
+
+def _color_cut(executor, config: PipelineConfig, layout: Layout,
+               storage: Storage, parts: int,
+               preselect_cut: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The CoLoR-Filter cut for the new rule, from the persisted scores alone."""
+    from pipeline.job.color import decide_cut
+
+    storage.delete(layout.color_cut)
+    task = partial(_scored_candidates, config, layout, storage, preselect_cut)
+    cut = decide_cut(executor, task, parts, config, layout, storage)
+    storage.delete(layout.work, recursive=True)
+    return cut
+
+
+def _scored_preselect_candidates(config: PipelineConfig, layout: Layout, storage: Storage,
+                                 part: int) -> pa.Table:
+    from pipeline.job.preselect import part_candidates
 
     with storage.open(layout.path(layout.scored_rel(part))) as handle:
         return part_candidates(config, pq.read_table(handle), part)
 
 
-def _color_cut(executor, config: PipelineConfig, layout: Layout,
-               storage: Storage, parts: int) -> dict[str, Any]:
-    """The CoLoR-Filter cut for the new rule, from the persisted scores alone."""
-    from pipeline.job.color import decide_cut
+def _preselect_cut(executor, config: PipelineConfig, layout: Layout, storage: Storage,
+                   parts: int) -> dict[str, Any]:
+    """PreSelect's cut for the new keep share or threshold, from the persisted scores."""
+    from pipeline.job.preselect import cut_path, decide_cut
 
-    storage.delete(layout.color_cut)
-    task = partial(_scored_candidates, config, layout, storage)
+    storage.delete(cut_path(layout))
+    task = partial(_scored_preselect_candidates, config, layout, storage)
     cut = decide_cut(executor, task, parts, config, layout, storage)
     storage.delete(layout.work, recursive=True)
     return cut
 
 
 def _reselect_part(config: PipelineConfig, layout: Layout, storage: Storage,
-                   cut: dict[str, Any] | None, split: Split) -> dict[str, Any]:
-    table = _part_with_text(split, config, layout, storage)
+                   cut: dict[str, Any] | None, preselect_cut: dict[str, Any] | None,
+                   split: Split) -> dict[str, Any]:
+    table = part_with_text(split, config, layout, storage)
     before = {f.rsplit("/", 1)[-1] for f in storage.glob(
         layout.path(f"data/part-{split.index:05d}-*.parquet"))}
-    record = finalize_table(table, split.index, config, layout, storage, color_cut=cut)
+    record = finalize_table(table, split.index, config, layout, storage, color_cut=cut,
+                            preselect_cut=preselect_cut)
     after = {d["path"].rsplit("/", 1)[-1] for d in record["data"]}
     for stale in sorted(before - after):
         storage.delete(layout.path(f"data/{stale}"))
@@ -101,17 +124,43 @@ def reselect(output: str, config: PipelineConfig, progress=None) -> dict[str, An
     plan = {"splits": manifest["splits"], "buckets": manifest["buckets"]}
     map_records = manifest["split_records"]
     color = "color_filter" in config.stages.enabled()
+    preselect = "preselect" in config.stages.enabled()
     with make_executor(config.executor) as executor:
         start = time.perf_counter()
-        cut = _color_cut(executor, config, layout, storage, len(splits)) if color else None
-        task = partial(_reselect_part, config, layout, storage, cut)
+        pcut = (_preselect_cut(executor, config, layout, storage, len(splits)) if preselect
+                else None)
+        cut = _color_cut(executor, config, layout, storage, len(splits), pcut) if color else None
+        task = partial(_reselect_part, config, layout, storage, cut, pcut)
         final_records = executor.map(task, splits, progress=progress)
         timings = {"select+write": time.perf_counter() - start}
+        mixture = _mixture(config, layout, storage, executor, final_records, timings)
     stats = build_stats(map_records, final_records, timings)
     if color:
         previous = read_json(storage, layout.stats).get("color_filter", {})
         stats["color_filter"] = {"models": previous.get("models"), "cut": cut}
+    if preselect:
+        previous = read_json(storage, layout.stats).get("preselect", {})
+        stats["preselect"] = {"classifier": previous.get("classifier"), "cut": pcut}
+    if mixture is not None:
+        stats["mixture"] = mixture
     new_manifest = build_manifest(config, plan, map_records, final_records, "complete")
     write_json(storage, layout.stats, stats)
     write_json(storage, layout.manifest, new_manifest)
     return stats
+
+
+def _mixture(config: PipelineConfig, layout: Layout, storage: Storage, executor: Any,
+             final_records: list[dict[str, Any]], timings: dict[str, float]
+             ) -> dict[str, Any] | None:
+    """weights.json again for the new kept data (pipeline.mixture); mixed shards drawn from
+    the old data are removed."""
+    storage.delete(layout.path("mix"), recursive=True)
+    if not config.mixture.enabled:
+        return None
+    from pipeline.mixture.report import run_mixture
+
+    start = time.perf_counter()
+    entry = run_mixture(config, layout, storage, executor, final_records)
+    storage.delete(layout.work, recursive=True)
+    timings["weights"] = time.perf_counter() - start
+    return entry

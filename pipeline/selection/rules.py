@@ -27,11 +27,12 @@ def local_reasons(table: pa.Table) -> pa.ChunkedArray:
 
 
 def apply_selection(table: pa.Table, stages: list[str], *, part: int = 0,
-                    color_cut: dict[str, Any] | None = None) -> pa.Table:
+                    color_cut: dict[str, Any] | None = None,
+                    preselect_cut: dict[str, Any] | None = None) -> pa.Table:
     """Recompute `drop_reason` for the enabled stages; the column is null for kept rows.
 
-    `color_filter` needs the global cut (`pipeline.selection.color.compute_cut`) and the part
-    index, which breaks ties between equal scores."""
+    `color_filter` and `preselect` need their global cuts (`compute_cut` in
+    `pipeline.selection.color` / `.preselect`) and the part index, which breaks ties."""
     reasons = [local_reasons(table)]
     if "exact_dedupe" in stages and REP_COLUMN in table.column_names:
         is_dup = pc.is_valid(table.column(REP_COLUMN))
@@ -39,6 +40,13 @@ def apply_selection(table: pa.Table, stages: list[str], *, part: int = 0,
     if "near_dedupe" in stages and IS_REP_COLUMN in table.column_names:
         is_near = pc.invert(table.column(IS_REP_COLUMN))
         reasons.append(pc.if_else(is_near, "near_duplicate", _NULL))
+    if "preselect" in stages:
+        if preselect_cut is None:
+            raise ValueError("preselect selection needs the global cut")
+        from pipeline.selection.preselect import selected_mask as preselect_mask
+
+        chosen = pa.array(preselect_mask(table, part, preselect_cut))
+        reasons.append(pc.if_else(chosen, _NULL, "preselect"))
     if "color_filter" in stages:
         if color_cut is None:
             raise ValueError("color_filter selection needs the global cut")

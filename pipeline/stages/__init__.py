@@ -16,6 +16,7 @@ from pipeline.documents import add_local_reasons, make_table
 from pipeline.stages.color_filter import ColorScore
 from pipeline.stages.exact_dedupe import ExactHash
 from pipeline.stages.near_dedupe import MinHashBands
+from pipeline.stages.preselect_score import PreselectScore
 
 Stage = Callable[[pa.Table], pa.Table]
 
@@ -23,6 +24,7 @@ REGISTRY: dict[str, Callable[[PipelineConfig], Stage]] = {
     "exact_dedupe": lambda config: ExactHash(),
     "near_dedupe": lambda config: MinHashBands(config.stages.near_dedupe),
     "color_filter": ColorScore.build,
+    "preselect": PreselectScore.build,
 }
 
 

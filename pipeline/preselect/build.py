@@ -1,0 +1,159 @@
+"""Build PreSelect's classifier at the start of a run (or from the CLI), step by step:
+
+  reference models   given folders with their scores, or (offline) K small LMs trained on a
+                     corpus sample and scored on a downstream eval set (`evaluate`)
+  labels             their BPC on a labelling sample -> predictive strength -> labels file
+  fastText           trained on the labels -> classifier.bin (+ held-out precision/recall)
+
+Everything lands in `stages.preselect.models_dir` (default OUT/models/preselect, kept by
+--overwrite). Each step records a key of what determines it and is redone only when the key
+changes, so re-running a job reuses the classifier, as CoLoR-Filter reuses its models.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from pipeline.config import ConfigError, PipelineConfig, TrainJobConfig
+from pipeline.io.storage import join
+from pipeline.preselect.labels import Reference
+from pipeline.stages.preselect_score import classifier_path, models_dir
+
+LABELS_FILE = "labels.jsonl"
+REFERENCES_FILE = "references.json"
+
+
+def _key(data: Any) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _weights_stamp(folder: str) -> list[Any]:
+    """Size and mtime of a model's files: a given folder whose weights change is re-labelled."""
+    files = sorted(p for p in Path(folder).glob("*") if p.is_file())
+    return [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in files]
+
+
+def reference_models(config: PipelineConfig, reporter: Any, overwrite: bool = False
+                     ) -> tuple[list[Reference], dict[str, Any]]:
+    """The given references, or the offline family trained and evaluated here."""
+    cfg = config.stages.preselect
+    if cfg.references:
+        refs = [Reference(r.label(), r.path, r.score) for r in cfg.references]
+        return refs, {"given": True}
+    offline = cfg.train_references
+    if offline is None:
+        raise ConfigError("stages.preselect: give references or train_references to build a "
+                          "classifier (or give model)")
+    from pipeline.job.color import _train, _TrainProgress
+    from pipeline.lm.train import train_lm
+    from pipeline.preselect.evaluate import evaluate_lm, load_eval_set
+
+    root = Path(models_dir(config))
+    folders = []
+    for spec in offline.models:
+        job = TrainJobConfig(input=config.input, storage=config.storage,
+                             sample=spec.sample or offline.sample,
+                             model=spec.model, train=spec.train,
+                             output={"path": str(root / "references" / spec.name)})
+        result = _train(lambda ow, job=job, name=spec.name: train_lm(
+            job, overwrite=ow, progress=_TrainProgress(f"train reference {name}", reporter)),
+            overwrite)
+        folders.append((spec.name, job.output.path, result.val_loss_after))
+    record_path = root / REFERENCES_FILE
+    key = _key({"eval": offline.eval.model_dump(mode="json"), "input": config.input.paths,
+                "models": [[n, _weights_stamp(f)] for n, f, _ in folders]})
+    record = _read_json(record_path)
+    if record is None or record.get("key") != key:
+        from pipeline.io.storage import Storage
+
+        reporter.message(f"preselect: evaluating {len(folders)} reference models")
+        data = load_eval_set(offline.eval, config.input, Storage(config.storage.s3))
+        results = [{"name": name, "val_loss": val, **evaluate_lm(
+            folder, data, offline.score, offline.eval.length_norm)}
+                   for name, folder, val in folders]
+        record = {"key": key, "references": results}
+        record_path.parent.mkdir(parents=True, exist_ok=True)
+        record_path.write_text(json.dumps(record, indent=2), encoding="utf-8")
+    refs = [Reference(r["name"], r["model"], float(r["score"])) for r in record["references"]]
+    if len({r.score for r in refs}) < 2:
+        raise ConfigError("stages.preselect.train_references: every reference model scored "
+                          f"{refs[0].score} on the eval set, so no pair ranks them; train "
+                          "models further apart (sizes or tokens) or use a larger eval set")
+    return refs, {"given": False, "evaluated": record["references"]}
+
+
+def make_labels(config: PipelineConfig, refs: list[Reference], reporter: Any,
+                out_path: str | None = None) -> dict[str, Any]:
+    """The labels file for these references (reused while its key holds)."""
+    from pipeline.lm.data import sample_corpus
+    from pipeline.preselect.labels import label_documents
+
+    cfg = config.stages.preselect
+    path = Path(out_path or join(models_dir(config), LABELS_FILE))
+    key = _key({"refs": [[r.name, r.path, r.score, _weights_stamp(r.path)] for r in refs],
+                "label": cfg.label.model_dump(mode="json"), "input": config.input.paths,
+                "fields": config.input.fields.model_dump(mode="json")})
+    summary = _read_json(Path(str(path) + ".summary.json"))
+    if summary is not None and summary.get("key") == key and path.is_file():
+        return summary
+    reporter.message("preselect: sampling the labelling documents")
+    docs, _ = sample_corpus(config.input, config.storage, cfg.label.sample)
+    if not docs:
+        raise ConfigError(f"input.paths: no usable document to label in {config.input.paths}")
+    summary = label_documents([d.id for d in docs], [d.text for d in docs], refs,
+                              cfg.label.score, path, cfg.label.max_per_class,
+                              lambda text: reporter.message(f"preselect: {text}"))
+    summary["key"] = key
+    Path(str(path) + ".summary.json").write_text(json.dumps(summary, indent=2),
+                                                  encoding="utf-8")
+    return summary
+
+
+def train_classifier(config: PipelineConfig, labels_path: str, out_path: str | None = None,
+                     labels_key: str | None = None) -> dict[str, Any]:
+    """fastText on the labels file (reused while labels and fastText settings are unchanged)."""
+    from pipeline.preselect.fasttext_train import train_from_labels
+
+    cfg = config.stages.preselect
+    path = Path(out_path or join(models_dir(config), "classifier.bin"))
+    stamp = Path(labels_path).stat()
+    key = _key({"labels": labels_key or [labels_path, stamp.st_size, stamp.st_mtime_ns],
+                "fasttext": cfg.fasttext.model_dump()})
+    report = _read_json(Path(str(path) + ".json"))
+    if report is not None and report.get("key") == key and path.is_file():
+        return report
+    try:
+        report = train_from_labels(labels_path, cfg.fasttext, path)
+    except ValueError as exc:
+        raise ConfigError(f"stages.preselect.fasttext: {exc}") from None
+    report["key"] = key
+    Path(str(path) + ".json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+    return report
+
+
+def build_classifier(config: PipelineConfig, storage: Any, reporter: Any,
+                     overwrite: bool = False) -> dict[str, Any]:
+    """References -> labels -> fastText, each reused when unchanged; what stats.json records."""
+    refs, ref_info = reference_models(config, reporter, overwrite)
+    labels = make_labels(config, refs, reporter)
+    if not labels["positives"]:
+        raise ConfigError(
+            f"stages.preselect: the labelling sample ({labels['documents']} documents) gave no "
+            "balanced labels: the reference models rank every document the same way "
+            f"({labels['no_pairs']} without a pair); use more models, models further apart, or "
+            "a larger label.sample")
+    reporter.message("preselect: training the fastText classifier")
+    report = train_classifier(config, labels["labels"], classifier_path(config), labels["key"])
+    return {"model": classifier_path(config), "built": True, "references": ref_info,
+            "labels": {k: v for k, v in labels.items() if k != "key"},
+            "train": report.get("train"), "heldout": report.get("heldout")}
