@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -45,11 +47,16 @@ def config(inputs: Path, out: Path, executor: dict[str, object]) -> dict[str, ob
     }
 
 
-def test_job_survives_a_killed_worker_node_with_identical_output(tmp_path: Path,
-                                                                monkeypatch: pytest.MonkeyPatch
-                                                                ) -> None:
+def test_job_survives_a_killed_worker_node_with_identical_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
     from ray.cluster_utils import Cluster
 
+    # A private Ray temp dir: the cluster's address file (ray_current_cluster) must not be found
+    # by any other `ray.init()` on this machine. Short, for Ray's socket paths.
+    ray_tmp = tempfile.mkdtemp(prefix="siftline-ray-")
+    request.addfinalizer(lambda: shutil.rmtree(ray_tmp, ignore_errors=True))
+    monkeypatch.setenv("RAY_TMPDIR", ray_tmp)
     monkeypatch.setenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # every node on 127.0.0.1
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
     monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
