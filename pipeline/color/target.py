@@ -118,7 +118,7 @@ def _expand_folder(path: str, storage: Storage) -> list[str]:
             return expand_inputs([path], storage)
         except InputError as exc:
             raise ConfigError(f"target.paths: {exc}") from None
-    found = [uri for uri in storage.find(path) if not _hidden(uri) and _auto_kind(uri)]
+    found = [uri for uri in storage.find(path) if not _hidden(uri) and auto_kind(uri)]
     if not found:
         known = ", ".join(TEXT_SUFFIXES + JSONL_SUFFIXES + COLUMNAR_SUFFIXES)
         raise ConfigError(f"target.paths: {path}: the folder holds no target file ({known})")
@@ -139,7 +139,7 @@ def _name_and_codec(uri: str) -> tuple[str, str | None]:
     return name, None
 
 
-def _auto_kind(uri: str) -> str | None:
+def auto_kind(uri: str) -> str | None:
     """text | records | input, from the file name; None for a file that is not a target."""
     name, codec = _name_and_codec(uri)
     if name.endswith(TEXT_SUFFIXES):
@@ -153,7 +153,7 @@ def _auto_kind(uri: str) -> str | None:
 
 # -- one file ----------------------------------------------------------------------------------
 def _file_texts(uri: str, target: TargetConfig, storage: Storage) -> list[str]:
-    kind = target.format if target.format != "auto" else _auto_kind(uri)
+    kind = target.format if target.format != "auto" else auto_kind(uri)
     if kind is None:
         raise ConfigError(f"target {uri}: unknown format (expected .jsonl, .txt, .md, .parquet, "
                           ".arrow or a Hugging Face dataset folder; or set target.format)")
@@ -216,11 +216,11 @@ def _record_texts(uri: str, target: TargetConfig, storage: Storage, kind: str) -
         _check_template(target.template)
     mode = None if kind == "records" else "eval" if kind == "eval" else _plain_mode(target)
     texts: list[str] = []
-    for line, record in _records(uri, storage):
+    for line, record in read_records(uri, storage):
         if mode is None:
             mode = "eval" if all(key in record for key in EVAL_KEYS) else _plain_mode(target)
         if mode == "eval":
-            text = _eval_text(record, uri, line)
+            text = eval_text(record, uri, line)
         elif mode == "template":
             text = _template_text(record, str(target.template), uri, line)
         else:
@@ -234,7 +234,7 @@ def _plain_mode(target: TargetConfig) -> str:
     return "template" if target.template is not None else "field"
 
 
-def _records(uri: str, storage: Storage) -> Iterator[tuple[int, dict[str, Any]]]:
+def read_records(uri: str, storage: Storage) -> Iterator[tuple[int, dict[str, Any]]]:
     """(1-based line, record) for every non-blank line; a bad line is an error, not skipped."""
     with storage.open(uri, "rb", compression=_name_and_codec(uri)[1]) as stream:
         for line, (_, raw) in enumerate(iter_lines(stream, 0, None), 1):
@@ -253,7 +253,7 @@ def _records(uri: str, storage: Storage) -> Iterator[tuple[int, dict[str, Any]]]
             yield line, record
 
 
-def _eval_text(record: dict[str, Any], uri: str, line: int) -> str:
+def eval_text(record: dict[str, Any], uri: str, line: int) -> str:
     """The paper's downstream target: the prompt followed by the gold answer."""
     for key in EVAL_KEYS:
         if key not in record:
@@ -264,12 +264,12 @@ def _eval_text(record: dict[str, Any], uri: str, line: int) -> str:
     if not isinstance(choices, list) or not choices:
         _fail(uri, line, "choices", f"is {_kind(choices)}, expected a non-empty list")
     _check_encodable(query, uri, line, "query")
-    answer = _gold_choice(record["gold"], choices, uri, line)
+    answer = gold_choice(record["gold"], choices, uri, line)
     _check_encodable(answer, uri, line, "choices")
     return f"{query} {answer}"
 
 
-def _gold_choice(gold: Any, choices: list[Any], uri: str, line: int) -> str:
+def gold_choice(gold: Any, choices: list[Any], uri: str, line: int) -> str:
     """`gold` is an index into `choices` (or, accepted too, the gold choice itself)."""
     if isinstance(gold, str):
         if gold in choices:

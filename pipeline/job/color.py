@@ -44,7 +44,7 @@ def check_models_config(config: PipelineConfig) -> None:
                           "folder; set models_dir (or give prior and conditional folders)")
 
 
-class _TrainProgress:
+class JobTrainProgress:
     """Training hooks -> the job reporter's bars."""
 
     def __init__(self, name: str, reporter: Any) -> None:
@@ -64,7 +64,7 @@ class _TrainProgress:
         self.reporter.message(f"{self.name}: {text}")
 
 
-def _train(fn: Callable[[bool], Any], overwrite: bool) -> Any:
+def train_or_reuse(fn: Callable[[bool], Any], overwrite: bool) -> Any:
     """Reuse a model trained with the same config; with --overwrite, replace one that differs."""
     try:
         return fn(False)
@@ -87,13 +87,13 @@ def prepare_models(config: PipelineConfig, storage: Storage, reporter: Any,
     prior_job = TrainJobConfig(input=config.input, storage=config.storage,
                                sample=cfg.train.sample, model=cfg.train.model,
                                train=cfg.train.prior, output={"path": prior_dir})
-    prior = _train(lambda ow: train_lm(prior_job, overwrite=ow,
-                                       progress=_TrainProgress("train prior", reporter)),
+    prior = train_or_reuse(lambda ow: train_lm(prior_job, overwrite=ow,
+                                       progress=JobTrainProgress("train prior", reporter)),
                    overwrite)
     texts = load_target_texts(cfg.target, config.input, storage)
-    cond = _train(lambda ow: train_lm_on_texts(
+    cond = train_or_reuse(lambda ow: train_lm_on_texts(
         texts, None, cfg.train.conditional, cond_dir, init=prior_dir, overwrite=ow,
-        progress=_TrainProgress("train conditional", reporter)), overwrite)
+        progress=JobTrainProgress("train conditional", reporter)), overwrite)
     return {
         "prior": prior_dir, "conditional": cond_dir, "trained": True,
         "target_texts": len(texts), "target_sha256": target_fingerprint(texts),

@@ -54,7 +54,7 @@ def reference_models(config: PipelineConfig, reporter: Any, overwrite: bool = Fa
     if offline is None:
         raise ConfigError("stages.preselect: give references or train_references to build a "
                           "classifier (or give model)")
-    from pipeline.job.color import _train, _TrainProgress
+    from pipeline.job.color import JobTrainProgress, train_or_reuse
     from pipeline.lm.train import train_lm
     from pipeline.preselect.evaluate import evaluate_lm, load_eval_set
 
@@ -65,8 +65,8 @@ def reference_models(config: PipelineConfig, reporter: Any, overwrite: bool = Fa
                              sample=spec.sample or offline.sample,
                              model=spec.model, train=spec.train,
                              output={"path": str(root / "references" / spec.name)})
-        result = _train(lambda ow, job=job, name=spec.name: train_lm(
-            job, overwrite=ow, progress=_TrainProgress(f"train reference {name}", reporter)),
+        result = train_or_reuse(lambda ow, job=job, name=spec.name: train_lm(
+            job, overwrite=ow, progress=JobTrainProgress(f"train reference {name}", reporter)),
             overwrite)
         folders.append((spec.name, job.output.path, result.val_loss_after))
     record_path = root / REFERENCES_FILE

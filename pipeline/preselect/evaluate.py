@@ -38,7 +38,7 @@ class EvalSet:
 
 def load_eval_set(cfg: EvalSetConfig, corpus: Any = None, storage: Any = None) -> EvalSet:
     """Questions or texts, in file order, at most `max_examples`."""
-    from pipeline.color.target import _eval_text, _gold_choice, _records, expand_target_paths
+    from pipeline.color.target import eval_text, expand_target_paths, gold_choice, read_records
     from pipeline.config import InputConfig, TargetConfig
     from pipeline.io.storage import Storage
 
@@ -60,11 +60,11 @@ def load_eval_set(cfg: EvalSetConfig, corpus: Any = None, storage: Any = None) -
         return EvalSet("loss", texts=texts[:limit])
     questions: list[Question] = []
     for uri in files:
-        for line, rec in _records(uri, storage):
+        for line, rec in read_records(uri, storage):
             if limit is not None and len(questions) >= limit:
                 break
-            _eval_text(rec, uri, line)  # checks query, choices and gold, naming the line
-            answer = _gold_choice(rec["gold"], rec["choices"], uri, line)
+            eval_text(rec, uri, line)  # checks query, choices and gold, naming the line
+            answer = gold_choice(rec["gold"], rec["choices"], uri, line)
             choices = [str(c) for c in rec["choices"]]
             questions.append(Question(str(rec["query"]), choices, choices.index(answer)))
     return EvalSet("choice", questions=questions)
@@ -72,11 +72,11 @@ def load_eval_set(cfg: EvalSetConfig, corpus: Any = None, storage: Any = None) -
 
 def _is_eval_records(uri: str, storage: Any) -> bool:
     """A JSON Lines file whose first record has query, choices and gold."""
-    from pipeline.color.target import _auto_kind, _records
+    from pipeline.color.target import auto_kind, read_records
 
-    if _auto_kind(uri) != "records":
+    if auto_kind(uri) != "records":
         return False
-    first = next((rec for _, rec in _records(uri, storage)), {})
+    first = next((rec for _, rec in read_records(uri, storage)), {})
     return {"query", "choices", "gold"} <= set(first)
 
 
