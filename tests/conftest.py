@@ -13,6 +13,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from helpers import write_jsonl  # noqa: E402
 
+pytest_plugins = ["s3_fixtures"]  # the `endpoint` fixture: a moto S3 server on 127.0.0.1
+
 from pipeline import load_config  # noqa: E402
 from pipeline.job.runner import RunResult  # noqa: E402
 from pipeline.job.runner import run as run_pipeline  # noqa: E402

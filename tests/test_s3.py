@@ -24,6 +24,7 @@ import pytest
 import s3fs
 import yaml
 from helpers import read_data, tree_bytes, write_jsonl, write_parquet
+from s3_fixtures import clear_ambient_aws
 from typer.testing import CliRunner
 
 import pipeline.cli.main as cli
@@ -37,28 +38,9 @@ _bucket_numbers = itertools.count()
 
 
 # -- fixtures ----------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def endpoint() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
-
-
 @pytest.fixture(autouse=True)
 def no_ambient_aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No AWS settings from the machine: credentials and endpoint come from the config."""
-    for key in list(os.environ):
-        if key.startswith(("AWS_", "BOTO_")):
-            monkeypatch.delenv(key)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    clear_ambient_aws(monkeypatch, tmp_path)
 
 
 @pytest.fixture(scope="module", autouse=True)

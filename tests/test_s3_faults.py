@@ -10,7 +10,6 @@ must fail at once (no retries), naming the bucket.
 from __future__ import annotations
 
 import itertools
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +21,7 @@ import s3fs
 from botocore.exceptions import ClientError
 from fault_proxy import FaultProxy
 from helpers import write_jsonl, write_parquet
+from s3_fixtures import clear_ambient_aws
 from s3fs.errors import translate_boto_error
 
 from pipeline import ConfigError, load_config
@@ -42,28 +42,10 @@ OUTPUTS = ("data/", "scored/", "rejects/")
 _numbers = itertools.count()
 
 
-@pytest.fixture(scope="module")
-def endpoint() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
-
-
 @pytest.fixture(autouse=True)
 def no_ambient_aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     """Nothing reaches real AWS, and no s3fs instance (with its listing cache) is shared."""
-    for key in list(os.environ):
-        if key.startswith(("AWS_", "BOTO_")):
-            monkeypatch.delenv(key)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    clear_ambient_aws(monkeypatch, tmp_path)
     s3fs.S3FileSystem.clear_instance_cache()
     yield
     s3fs.S3FileSystem.clear_instance_cache()
