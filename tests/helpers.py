@@ -128,3 +128,21 @@ def tree_bytes(output_dir: PathLike, subdirs: Iterable[str] = OUTPUT_SUBDIRS) ->
         for path in sorted((root / sub).rglob("*"))
         if path.is_file()
     }
+
+
+def uniform_model(folder: Path, vocab: int, tokenizer: Any) -> str:
+    """A model folder whose weights are all zero: every next-token distribution is uniform, so
+    the NLL is exactly ln(vocab) per token (a scorer's answer known in advance)."""
+    import torch
+
+    from pipeline.lm.checkpoint import save_model
+    from pipeline.lm.config import ModelConfig
+    from pipeline.lm.model import CausalLM
+
+    model = CausalLM(ModelConfig(vocab_size=vocab, d_model=16, n_layers=1, n_heads=2,
+                                 context_length=32))
+    with torch.no_grad():
+        for param in model.parameters():
+            param.zero_()
+    save_model(folder, model, tokenizer)
+    return str(folder)

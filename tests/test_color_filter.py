@@ -10,13 +10,10 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
-import torch
+from helpers import uniform_model
 
 import pipeline
 from pipeline.config import ColorFilterConfig, ConfigError, load_config
-from pipeline.lm.checkpoint import save_model
-from pipeline.lm.config import ModelConfig
-from pipeline.lm.model import CausalLM
 from pipeline.lm.tokenizer import train_tokenizer
 from pipeline.selection.color import CANDIDATE_SCHEMA, compute_cut, selected_mask
 from pipeline.stages.color_filter import ColorScore
@@ -25,25 +22,14 @@ WORDS_A = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta",
 WORDS_B = ["red", "green", "blue", "yellow", "purple", "orange", "black", "white", "grey", "brown"]
 
 
-def _uniform_model(folder: Path, vocab: int, tokenizer) -> str:
-    """All weights zero: every next-token distribution is uniform, so NLL = ln(vocab) exactly."""
-    config = ModelConfig(vocab_size=vocab, d_model=16, n_layers=1, n_heads=2, context_length=32)
-    model = CausalLM(config)
-    with torch.no_grad():
-        for param in model.parameters():
-            param.zero_()
-    save_model(folder, model, tokenizer)
-    return str(folder)
-
-
 @pytest.fixture(scope="module")
 def tokenizer():
     return train_tokenizer([" ".join(WORDS_A + WORDS_B)] * 20, vocab_size=280)
 
 
 def test_score_is_prior_minus_conditional_mean_nll(tokenizer, tmp_path: Path) -> None:
-    prior = _uniform_model(tmp_path / "prior", 512, tokenizer)
-    cond = _uniform_model(tmp_path / "cond", 300, tokenizer)
+    prior = uniform_model(tmp_path / "prior", 512, tokenizer)
+    cond = uniform_model(tmp_path / "cond", 300, tokenizer)
     stage = ColorScore(ColorFilterConfig(score={"device": "cpu"}), prior, cond)
     table = pipeline.documents.make_table(
         ["a", "b", "c"], ["alpha beta gamma " * 30, "red", "   "], ["x"] * 3, ["s"] * 3)

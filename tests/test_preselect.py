@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
+from helpers import uniform_model
 from typer.testing import CliRunner
 
 import pipeline
@@ -274,30 +275,13 @@ def test_stage_in_a_local_run_and_reselection(classifier, tmp_path: Path, monkey
 
 
 # -- labelling with given reference models, eval-lm ---------------------------------------------
-def _uniform_model(folder: Path, vocab: int, tokenizer) -> str:
-    """All weights zero: every next-token distribution is uniform, NLL = ln(vocab) per token."""
-    import torch
-
-    from pipeline.lm.checkpoint import save_model
-    from pipeline.lm.config import ModelConfig
-    from pipeline.lm.model import CausalLM
-
-    model = CausalLM(ModelConfig(vocab_size=vocab, d_model=16, n_layers=1, n_heads=2,
-                                 context_length=32))
-    with torch.no_grad():
-        for param in model.parameters():
-            param.zero_()
-    save_model(folder, model, tokenizer)
-    return str(folder)
-
-
 @pytest.fixture(scope="module")
 def uniform_models(tmp_path_factory) -> dict[int, str]:
     from pipeline.lm.tokenizer import train_tokenizer
 
     tokenizer = train_tokenizer([" ".join(GOOD + BAD)] * 20, vocab_size=280)
     root = tmp_path_factory.mktemp("lms")
-    return {v: _uniform_model(root / f"v{v}", v, tokenizer) for v in (300, 400, 512)}
+    return {v: uniform_model(root / f"v{v}", v, tokenizer) for v in (300, 400, 512)}
 
 
 def test_write_labels_records_strength_and_every_bpc(tmp_path: Path) -> None:
