@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -71,13 +72,27 @@ def add_local_reasons(table: pa.Table, max_doc_bytes: int) -> pa.Table:
     text = table.column("text")
     n_bytes = pc.binary_length(text)
     n_chars = pc.utf8_length(text)
-    empty = pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(text)), 0)
+    empty = _blank(text, n_bytes)
     too_long = pc.greater(n_bytes, max_doc_bytes)
     none = pa.scalar(None, pa.string())
     reason = pc.if_else(empty, "empty", pc.if_else(too_long, "too_long", none))
     table = table.append_column("n_chars", pc.cast(n_chars, pa.int64()))
     table = table.append_column("n_bytes", pc.cast(n_bytes, pa.int64()))
     return table.append_column("drop_reason", pc.cast(reason, pa.string()))
+
+
+def _blank(text: pa.ChunkedArray | pa.Array, n_bytes: pa.Array) -> pa.Array:
+    """Empty or whitespace-only. Only rows that are empty or start with a space can be, so
+    only those are trimmed (trimming every row would copy all the text once more)."""
+    first = pc.utf8_slice_codeunits(text, 0, 1)
+    maybe = pc.or_(pc.equal(n_bytes, 0), pc.utf8_is_space(first))
+    rows = np.flatnonzero(np.asarray(maybe.to_numpy(zero_copy_only=False), bool))
+    blank = np.zeros(len(text), bool)
+    if len(rows):
+        trimmed = pc.utf8_trim_whitespace(text.take(pa.array(rows)))
+        blank[rows] = np.asarray(pc.equal(pc.utf8_length(trimmed), 0).to_numpy(
+            zero_copy_only=False), bool)
+    return pa.array(blank)
 
 
 def active_mask(table: pa.Table) -> pa.ChunkedArray:

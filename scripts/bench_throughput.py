@@ -160,6 +160,7 @@ def run_siftline(data: Path, out: Path) -> Job:
         "output": {"path": str(out), "compression": "zstd"},
         "executor": {"kind": "local"},
         "stages": {name: {"enabled": name == "exact_dedupe"} for name in STAGE_NAMES},
+        "mixture": {"enabled": False},  # domain weights + their plot: not read -> dedupe -> write
     })
 
     def job() -> dict[str, Any]:

@@ -40,6 +40,21 @@ def test_hash_equals_python_definition_on_random_text() -> None:
     assert normalized_hashes(pa.array(texts)).to_pylist() == [reference_hash(t) for t in texts]
 
 
+def test_hash_equals_python_definition_at_every_alignment() -> None:
+    """Long ASCII runs take the eight-byte path; spaces and controls at every offset of a word
+    (and at the documents' edges) must make it fall back exactly where they should."""
+    rng = random.Random(11)
+    words = ["a", "bc", "def", "ghijklm", "nopqrstuvwxyz", "0123456789", "café", "x\u2003y"]
+    texts = []
+    for _ in range(3000):
+        pieces = [rng.choice(WHITESPACE[:2]) * rng.randint(0, 2)]
+        for _ in range(rng.randint(1, 10)):
+            pieces.append(rng.choice(words))
+            pieces.append(rng.choice([" ", " ", " ", "  ", "\n", " \t", "\x1f", "\u00a0"]))
+        texts.append("".join(pieces)[: rng.randint(0, 80)])
+    assert normalized_hashes(pa.array(texts)).to_pylist() == [reference_hash(t) for t in texts]
+
+
 def test_hash_handles_chunked_and_sliced_input() -> None:
     texts = ["a  b", "c", " d ", "e\tf"]
     chunked = pa.chunked_array([pa.array(texts[:2]), pa.array(texts[2:])])

@@ -469,3 +469,22 @@ def test_resume_after_inputs_changed_fails_with_config_error(
     result = run(load_config(config), overwrite=True)
     assert result.status == "complete"
     assert not (out / "_work").exists()
+
+
+# -- scratch files a power cut may have cut short ----------------------------------------------
+def test_resume_redoes_splits_whose_staged_file_or_record_is_cut_short(
+    reference: Reference, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Staged parts are written without fsync, so after a power cut a completion record may
+    outlive its part (or be cut short itself): resume must notice and score the split again."""
+    config = _config(reference.inputs)
+    _crash_in_process(tmp_path, config, "*/_work/done/map-*.json", 6, monkeypatch)
+    work = tmp_path / "out" / "_work"
+    stage = work / "stage" / "part-00001.arrow"
+    stage.write_bytes(stage.read_bytes()[: stage.stat().st_size // 2])
+    (work / "stage" / "part-00002.arrow").write_bytes(b"")
+    record = work / "done" / "map-00003.json"
+    record.write_bytes(record.read_bytes()[:10])
+    result = run(load_config(config))
+    assert result.status == "complete"
+    _assert_matches_reference(tmp_path / "out", reference)

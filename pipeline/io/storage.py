@@ -151,8 +151,14 @@ class Storage:
             os.makedirs(uri, exist_ok=True)
 
     @contextlib.contextmanager
-    def atomic_write(self, uri: str) -> Iterator[IO[bytes]]:
-        """Yield a binary file that appears under `uri` only if the block completes."""
+    def atomic_write(self, uri: str, durable: bool = True) -> Iterator[IO[bytes]]:
+        """Yield a binary file that appears under `uri` only if the block completes.
+
+        `durable=False` skips the fsync: the file still appears whole or not at all to any
+        process (a kill -9 loses nothing written to the page cache), but a power cut may
+        leave it short. That is for scratch files large enough for the flush to cost seconds,
+        whose readers check them on resume (see `job.score`).
+        """
         if is_remote(uri):
             handle = self._call("write", uri, self.fs(uri).open, uri, "wb")
             try:
@@ -170,14 +176,15 @@ class Storage:
             with open(tmp, "wb") as handle:
                 yield handle
                 handle.flush()
-                os.fsync(handle.fileno())
+                if durable:
+                    os.fsync(handle.fileno())
             os.replace(tmp, uri)
         finally:
             if os.path.exists(tmp):
                 os.remove(tmp)
 
-    def write_bytes(self, uri: str, data: bytes) -> None:
-        with self.atomic_write(uri) as handle:
+    def write_bytes(self, uri: str, data: bytes, durable: bool = True) -> None:
+        with self.atomic_write(uri, durable) as handle:
             handle.write(data)
 
     def delete(self, uri: str, recursive: bool = False) -> None:

@@ -40,7 +40,9 @@ def parquet_bytes(table: pa.Table, compression: str) -> bytes:
         buffer,
         compression=None if compression == "none" else compression,
         row_group_size=ROW_GROUP_ROWS,
+        # text is unique per row and long: a dictionary only fails over, min/max say nothing
         use_dictionary=[name for name in table.column_names if name != "text"],
+        write_statistics=[name for name in table.column_names if name != "text"],
     )
     return buffer.getvalue()
 
@@ -54,21 +56,17 @@ def write_parquet(
     return FileInfo(rel, table.num_rows, len(data), hashlib.sha256(data).hexdigest())
 
 
-def ipc_bytes(tables: list[pa.Table], schema: pa.Schema) -> bytes:
-    """An Arrow IPC file with one record batch per table (empty tables give empty batches)."""
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_file(sink, schema) as writer:
+def write_ipc(storage: Storage, uri: str, tables: list[pa.Table], schema: pa.Schema,
+              durable: bool = True) -> None:
+    """An Arrow IPC file with one record batch per table (empty tables give empty batches),
+    streamed into the atomic file: no second in-memory copy of a large staged part."""
+    with storage.atomic_write(uri, durable) as handle, pa.ipc.new_file(handle, schema) as writer:
         for table in tables:
             combined = table.combine_chunks()
             if combined.num_rows:
                 writer.write_batch(combined.to_batches()[0])
             else:
                 writer.write_batch(pa.RecordBatch.from_pylist([], schema=schema))
-    return sink.getvalue().to_pybytes()
-
-
-def write_ipc(storage: Storage, uri: str, tables: list[pa.Table], schema: pa.Schema) -> None:
-    storage.write_bytes(uri, ipc_bytes(tables, schema))
 
 
 def read_ipc_batch(storage: Storage, uri: str, index: int) -> pa.Table:

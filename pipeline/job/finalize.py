@@ -7,7 +7,7 @@ decisions.
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
 from typing import Any
 
 import pyarrow as pa
@@ -62,20 +62,20 @@ def _dropped(table: pa.Table) -> dict[str, int]:
 
 
 def _by_domain(table: pa.Table) -> dict[str, dict[str, int]]:
-    stats: dict[str, dict[str, int]] = defaultdict(
-        lambda: {"input": 0, "kept": 0, "chars_in": 0, "chars_kept": 0}
-    )
-    kept = pc.is_null(table.column("drop_reason")).to_pylist()
-    domains = table.column("domain").to_pylist()
-    chars = table.column("n_chars").to_pylist()
-    for domain, is_kept, n in zip(domains, kept, chars, strict=True):
-        entry = stats[domain]
-        entry["input"] += 1
-        entry["chars_in"] += n
-        if is_kept:
-            entry["kept"] += 1
-            entry["chars_kept"] += n
-    return {name: stats[name] for name in sorted(stats)}
+    kept = pc.is_null(table.column("drop_reason"))
+    counts = pa.table({
+        "domain": table.column("domain"),
+        "kept": pc.cast(kept, pa.int64()),
+        "chars": table.column("n_chars"),
+        "chars_kept": pc.if_else(kept, table.column("n_chars"), 0),
+    }).group_by("domain").aggregate([("kept", "count"), ("kept", "sum"), ("chars", "sum"),
+                                     ("chars_kept", "sum")])
+    rows = counts.to_pylist()
+    return {
+        row["domain"]: {"input": row["kept_count"], "kept": row["kept_sum"],
+                        "chars_in": row["chars_sum"], "chars_kept": row["chars_kept_sum"]}
+        for row in sorted(rows, key=lambda r: r["domain"])
+    }
 
 
 def save_record(record: dict[str, Any], layout: Layout, storage: Storage) -> None:

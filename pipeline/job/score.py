@@ -13,7 +13,7 @@ import pyarrow as pa
 
 from pipeline.config import PipelineConfig
 from pipeline.io.readers import Split, read_split
-from pipeline.io.storage import Storage
+from pipeline.io.storage import Storage, is_remote
 from pipeline.io.writers import read_json, write_ipc, write_json, write_jsonl
 from pipeline.layout import Layout
 from pipeline.stages import Stage, apply_stages, build_stages, empty_scored_table
@@ -35,7 +35,10 @@ class SplitScorer:
     def score(self, split: Split) -> dict[str, Any]:
         done = self.layout.map_done(split.index)
         if self.storage.exists(done):
-            return read_json(self.storage, done)
+            record = _record(self.storage, done)
+            if record is not None and _staged_whole(self.storage, self.layout.stage(split.index),
+                                                    record["rows"]):
+                return record
         max_bytes = int(self.config.input.max_doc_bytes)
         tables, rejects = [], []
         for batch in read_split(split, self.config.input, self.storage):
@@ -43,7 +46,9 @@ class SplitScorer:
             rejects.extend(batch.rejects)
         empty = empty_scored_table(self.stages, max_bytes)
         table = pa.concat_tables([empty, *tables]) if tables else empty
-        write_ipc(self.storage, self.layout.stage(split.index), [table], table.schema)
+        # the largest file of the job, and scratch: checked on resume instead of fsynced
+        write_ipc(self.storage, self.layout.stage(split.index), [table], table.schema,
+                  durable=False)
         rejects_rel = None
         if rejects:
             rejects_rel = self.layout.rejects_rel(split.index)
@@ -58,6 +63,25 @@ class SplitScorer:
         }
         write_json(self.storage, done, record)
         return record
+
+
+def _record(storage: Storage, uri: str) -> dict[str, Any] | None:
+    try:
+        return read_json(storage, uri)
+    except ValueError:  # cut short by a power failure: the split is simply redone
+        return None
+
+
+def _staged_whole(storage: Storage, uri: str, rows: int) -> bool:
+    """Whether a local staged part is a whole Arrow file of `rows` rows (an S3 PUT is atomic
+    and durable, so a remote one that exists is whole)."""
+    if is_remote(uri):
+        return True
+    try:
+        reader = pa.ipc.open_file(pa.memory_map(uri))
+        return sum(reader.get_batch(i).num_rows for i in range(reader.num_record_batches)) == rows
+    except (OSError, pa.ArrowInvalid):
+        return False
 
 
 def score_split(scorer: SplitScorer, split: Split) -> dict[str, Any]:

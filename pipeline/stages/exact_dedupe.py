@@ -64,10 +64,49 @@ def _nfc_suspects() -> np.ndarray:
     return table
 
 
-# Byte classes for the collapse kernel: 0 = ASCII non-space, 1 = ASCII space, 2 = non-ASCII.
+# Byte classes for the collapse kernel's one-byte step: 0 = ASCII non-space, 1 = ASCII space,
+# 2 = non-ASCII.
 _BYTE_CLASS = np.zeros(256, np.uint8)
 _BYTE_CLASS[[9, 10, 11, 12, 13, 28, 29, 30, 31, 32]] = 1
 _BYTE_CLASS[0x80:] = 2
+
+# Eight bytes at a time (SWAR). Hot loops index with uint64 (U64 constants only: numba turns
+# uint64 mixed with int64 into float64) so numba emits no negative-index wraparound code and
+# LLVM can merge the byte loads and stores into one 8-byte access each.
+U64 = np.uint64
+_LOW7, _HIGH, _SPACES = U64(0x7F7F7F7F7F7F7F7F), U64(0x8080808080808080), U64(0x2020202020202020)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _load64(buf: np.ndarray, p: int) -> int:
+    """Little-endian uint64 at buf[p]."""
+    return (U64(buf[p]) | (U64(buf[p + U64(1)]) << U64(8)) | (U64(buf[p + U64(2)]) << U64(16))
+            | (U64(buf[p + U64(3)]) << U64(24)) | (U64(buf[p + U64(4)]) << U64(32))
+            | (U64(buf[p + U64(5)]) << U64(40)) | (U64(buf[p + U64(6)]) << U64(48))
+            | (U64(buf[p + U64(7)]) << U64(56)))
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _store64(buf: np.ndarray, p: int, word: int) -> None:
+    for k in range(8):
+        buf[p + U64(k)] = (word >> U64(8 * k)) & U64(0xFF)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _plain_word(word: int, prev: int) -> int:
+    """0 if the 8 bytes need the one-byte step, else 1 + (is the last byte a space).
+
+    Plain: all ASCII, none a control or whitespace other than ' ', no two spaces side by
+    side, and no space right after a space (or the document's start) when `prev` is 1.
+    """
+    below_space = (word - _SPACES) & ~word & _HIGH  # some byte < 0x20 (exact when all ASCII)
+    if (word & _HIGH) | below_space:
+        return 0
+    x = word ^ _SPACES
+    spaces = ~(((x & _LOW7) + _LOW7) | x | _LOW7)  # 0x80 in every byte that is ' '
+    if (spaces & (spaces >> U64(8))) or (prev and (spaces & U64(0x80))):
+        return 0
+    return 1 + (spaces >> U64(63))
 
 
 @numba.njit(cache=True, nogil=True, boundscheck=False)
@@ -77,49 +116,62 @@ def _collapse_whitespace(
 ) -> np.ndarray:
     """Strip each string and turn every whitespace run (as `str.split` sees it) into one space.
 
-    One branch-light pass over the UTF-8 bytes: a space is always written, but the output
+    Runs of plain ASCII text (single spaces between words) are copied eight bytes at a time;
+    everything else takes a one-byte step. There a space is always written, but the output
     position only advances when the previous byte was not a space too. Non-ASCII characters
-    take a slower path that decodes them, recognises Unicode spaces, and flags in `suspect`
-    each string holding a code point NFC might change, so only those need Python's normaliser.
+    are decoded, Unicode spaces recognised, and each string holding a code point NFC might
+    change is flagged in `suspect`, so only those need Python's normaliser.
     """
     n = offsets.shape[0] - 1
     out_offsets = np.empty(n + 1, np.int64)
-    o = 0
+    o = U64(0)
     for d in range(n):
         out_offsets[d] = o
         start = o
-        prev = 1  # leading spaces never advance the output
-        i = offsets[d]
-        end = offsets[d + 1]
+        prev = U64(1)  # leading spaces never advance the output
+        i = U64(offsets[d])
+        end = U64(offsets[d + 1])
         while i < end:
+            if i + U64(8) <= end:
+                word = _load64(data, i)
+                plain = _plain_word(word, prev)
+                if plain:
+                    _store64(out, o, word)
+                    o += U64(8)
+                    i += U64(8)
+                    prev = U64(plain - 1)
+                    continue
             c = data[i]
-            cls = byte_class[c]
-            if cls == 2:
+            cls = U64(byte_class[c])
+            if cls == U64(2):
                 if c < 0xE0:
-                    width, cp = 2, ((c & 0x1F) << 6) | (data[i + 1] & 0x3F)
+                    width = U64(2)
+                    cp = ((U64(c) & U64(0x1F)) << U64(6)) | (U64(data[i + U64(1)]) & U64(0x3F))
                 elif c < 0xF0:
-                    width = 3
-                    cp = ((c & 0x0F) << 12) | ((data[i + 1] & 0x3F) << 6) | (data[i + 2] & 0x3F)
+                    width = U64(3)
+                    cp = (((U64(c) & U64(0x0F)) << U64(12))
+                          | ((U64(data[i + U64(1)]) & U64(0x3F)) << U64(6))
+                          | (U64(data[i + U64(2)]) & U64(0x3F)))
                 else:
-                    width, cp = 4, 0x110000
-                kind = table[cp] if cp < table.shape[0] else 1
+                    width, cp = U64(4), U64(0x110000)
+                kind = table[cp] if cp < U64(table.shape[0]) else 1
                 if kind != 2:
                     if kind == 1:
                         suspect[d] = True
                     for k in range(width):
-                        out[o + k] = data[i + k]
+                        out[o + U64(k)] = data[i + U64(k)]
                     o += width
-                    prev = 0
+                    prev = U64(0)
                     i += width
                     continue
-                cls, c = 1, 32
-                i += width - 1
+                cls, c = U64(1), 32
+                i += width - U64(1)
             out[o] = 32 if cls else c
-            o += 1 - (cls & prev)
+            o += U64(1) - (cls & prev)
             prev = cls
-            i += 1
-        if prev == 1 and o > start:
-            o -= 1  # the trailing run left one space behind
+            i += U64(1)
+        if prev == U64(1) and o > start:
+            o -= U64(1)  # the trailing run left one space behind
     out_offsets[n] = o
     return out_offsets
 
