@@ -161,14 +161,19 @@ def test_only_model_stages_ask_for_checkpoints(tmp_path: Path, models: tuple[str
     case.mkdir()
     writes: list[str] = []
     write = Storage.write_bytes
+
+    def recorded(self: Storage, uri: str, data: bytes) -> None:
+        writes.append(uri)
+        write(self, uri, data)
+
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(Storage, "write_bytes",
-                      lambda self, uri, data: (writes.append(uri), write(self, uri, data)))
+        patch.setattr(Storage, "write_bytes", recorded)
         config = _config(corpus, models)
         config["stages"] = {"near_dedupe": {"enabled": True}}
         patch.chdir(case)
         run(load_config(config))
-    assert writes and not [uri for uri in writes if "/partial/" in uri]
+    partial = Layout.for_output("out").partial(0)
+    assert writes and not [uri for uri in writes if uri.startswith(partial)]
 
 
 def test_sigkill_mid_split_resumes_from_its_scored_batches(
@@ -187,9 +192,11 @@ def test_sigkill_mid_split_resumes_from_its_scored_batches(
         child = subprocess.run([sys.executable, str(CRASH_RUN), json.dumps(config), die_at],
                                cwd=case, stdout=log, stderr=subprocess.STDOUT, timeout=120)
     assert child.returncode == -signal.SIGKILL, (case / "child.log").read_text()[-2000:]
-    persisted = sorted((case / "out" / "_work" / "partial").rglob("*.arrow"))
-    assert len(persisted) == KILL_AFTER
-    assert not (case / "out" / "_work" / "stage").exists()  # killed mid-split
+    layout = Layout.for_output(str(case / "out"))
+    persisted = sorted(Path(layout.partial(0)).iterdir())
+    assert [p.name for p in persisted] == [Path(layout.partial(0, i)).name
+                                           for i in range(KILL_AFTER)]
+    assert not Path(layout.stage(0)).exists()  # killed mid-split
 
     resumed = _observed_run(case, config)
     assert resumed.batches == whole.batches - KILL_AFTER  # the persisted ones are not rescored
