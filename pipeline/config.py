@@ -64,6 +64,10 @@ class InputConfig(_Section):
     fields: FieldMap = Field(default_factory=FieldMap)
     split_bytes: ByteSize = Field(ByteSize(64_000_000), gt=0)
     max_doc_bytes: ByteSize = Field(ByteSize(1_000_000), gt=0)
+    batch_bytes: ByteSize = Field(ByteSize(16 << 20), gt=0, description="Text per batch that "
+                                  "a worker reads and scores at once (JSON Lines; Parquet and "
+                                  "Arrow read 8192 rows): bounds its memory, and is how much "
+                                  "a lost model-scoring worker redoes.")
 
 
 class OutputConfig(_Section):

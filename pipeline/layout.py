@@ -61,6 +61,11 @@ class Layout:
     def stage(self, part: int) -> str:
         return join(self.work, "stage", f"part-{part:05d}.arrow")
 
+    def partial(self, part: int, batch: int | None = None) -> str:
+        """A split's batch checkpoints (pipeline/job/split_checkpoint.py), or one of them."""
+        folder = join(self.work, "partial", f"part-{part:05d}")
+        return folder if batch is None else join(folder, f"batch-{batch:05d}.arrow")
+
     def map_done(self, part: int) -> str:
         return join(self.work, "done", f"map-{part:05d}.json")
 

@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -22,7 +23,6 @@ from pipeline.io.jsonl import Reject, iter_blocks, iter_lines, line_result
 from pipeline.io.jsonl_fast import FastJsonl, Rows, SlowLine
 from pipeline.io.storage import Storage, is_remote, join
 
-BATCH_BYTES = 16 << 20
 JSONL_FAST = True  # read JSON Lines a block at a time through pyarrow (False: line by line)
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
 COMPRESSIONS = {".gz": "gzip", ".zst": "zstd", ".zstd": "zstd"}
@@ -181,7 +181,10 @@ class DomainResolver:
 
 
 def read_split(split: Split, config: InputConfig, storage: Storage) -> Iterator[SplitBatch]:
-    """Stream a split as batches of about BATCH_BYTES of text."""
+    """Stream a split as batches of about `config.batch_bytes` of text.
+
+    The cuts are a function of the split's bytes and the config alone, so a split read again
+    yields the same batches (batch checkpoints rely on it: pipeline/job/split_checkpoint.py)."""
     path_domain = DomainResolver(config.fields.domain_from_path).for_path(split.uri)
     if split.format == "jsonl":
         yield from _read_jsonl(split, config, storage, path_domain)
@@ -206,6 +209,7 @@ def _read_jsonl_blocks(
     """pyarrow reads blocks of lines; the lines it cannot vouch for go through `line_result`,
     so the rows and rejects are those of `_read_jsonl_lines`, in the same order."""
     fast = FastJsonl(config.fields, split.uri, path_domain)
+    limit = int(config.batch_bytes)
     batch = _Batch(split.uri)
     line_no = 0
     with storage.open(split.uri, "rb", compression=split.compression) as stream:
@@ -219,16 +223,30 @@ def _read_jsonl_blocks(
                 count, items = fast.block(block, offset, line_no)
                 line_no += count
             for item in items:
-                if isinstance(item, Rows):
-                    batch.add_rows(item)
-                else:
-                    line = item.line if split.start == 0 else None
-                    batch.add(line_result(item.raw, item.offset, line, config.fields,
-                                           split.uri, path_domain))
-                if batch.size >= BATCH_BYTES:
-                    yield batch.take()
+                pieces = _cut(item, batch.size, limit) if isinstance(item, Rows) else [item]
+                for piece in pieces:
+                    if isinstance(piece, Rows):
+                        batch.add_rows(piece)
+                    else:
+                        line = piece.line if split.start == 0 else None
+                        batch.add(line_result(piece.raw, piece.offset, line, config.fields,
+                                               split.uri, path_domain))
+                    if batch.size >= limit:
+                        yield batch.take()
     if batch:
         yield batch.take()
+
+
+def _cut(rows: Rows, size: int, limit: int) -> Iterator[Rows]:
+    """A block's rows in pieces ending where a batch (now `size` bytes of text) reaches
+    `limit`: cut after the row that reaches it, as the line path does, whatever the block."""
+    lengths = pc.fill_null(pc.binary_length(rows.texts), 0).to_numpy(zero_copy_only=False)
+    ends = size + np.cumsum(lengths, dtype=np.int64)
+    lo, threshold = 0, limit
+    while lo < len(ends):
+        hi = min(int(np.searchsorted(ends, threshold)) + 1, len(ends))
+        yield Rows(rows.ids[lo:hi], rows.texts[lo:hi], rows.domains[lo:hi])
+        lo, threshold = hi, limit + int(ends[hi - 1])
 
 
 def _read_jsonl_lines(
@@ -237,6 +255,7 @@ def _read_jsonl_lines(
     """The line-by-line reader: `json.loads` per line. The reference for the block reader."""
     source = split.uri
     whole_file = split.start == 0
+    limit = int(config.batch_bytes)
     ids: list[str] = []
     texts: list[str] = []
     domains: list[str] = []
@@ -255,7 +274,7 @@ def _read_jsonl_lines(
                 texts.append(result[1])
                 domains.append(result[2])
                 size += len(result[1])
-                if size >= BATCH_BYTES:
+                if size >= limit:
                     yield SplitBatch(make_table(ids, texts, domains, [source] * len(ids)), rejects)
                     ids, texts, domains, rejects, size = [], [], [], [], 0
     if ids or rejects:

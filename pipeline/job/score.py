@@ -15,6 +15,7 @@ from pipeline.config import PipelineConfig
 from pipeline.io.readers import Split, read_split
 from pipeline.io.storage import Storage, is_remote
 from pipeline.io.writers import read_json, write_ipc, write_json, write_jsonl
+from pipeline.job.split_checkpoint import SplitCheckpoints, wants_checkpoints
 from pipeline.layout import Layout
 from pipeline.stages import Stage, apply_stages, build_stages, empty_scored_table
 
@@ -40,9 +41,12 @@ class SplitScorer:
                                                     record["rows"]):
                 return record
         max_bytes = int(self.config.input.max_doc_bytes)
+        checkpoints = SplitCheckpoints(self.storage, self.layout, split.index,
+                                       wants_checkpoints(self.stages))
         tables, rejects = [], []
-        for batch in read_split(split, self.config.input, self.storage):
-            tables.append(apply_stages(batch.table, self.stages, max_bytes))
+        for index, batch in enumerate(read_split(split, self.config.input, self.storage)):
+            tables.append(checkpoints.scored(
+                index, batch.table, lambda t: apply_stages(t, self.stages, max_bytes)))
             rejects.extend(batch.rejects)
         empty = empty_scored_table(self.stages, max_bytes)
         table = pa.concat_tables([empty, *tables]) if tables else empty
@@ -62,6 +66,7 @@ class SplitScorer:
             "rejects": rejects_rel,
         }
         write_json(self.storage, done, record)
+        checkpoints.clear()
         return record
 
 

@@ -2,7 +2,8 @@
 
 A stage that holds a model is a class built once per worker (`build_stages` runs inside the
 worker); a stateless stage is a plain class or function. Names here are the public names used
-by `--stages` and the config's `stages:` section.
+by `--stages` and the config's `stages:` section. A stage whose per-batch work is costly (a
+model) sets `checkpoint_batches = True`, so a split's scored batches survive a lost worker.
 """
 
 from __future__ import annotations

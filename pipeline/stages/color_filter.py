@@ -47,6 +47,7 @@ class ColorScore:
     """Holds the prior and conditional scorers; built once per worker."""
 
     name = "color_filter"
+    checkpoint_batches = True  # two LMs per batch: a lost worker keeps what it scored
 
     def __init__(self, config: ColorFilterConfig, prior_dir: str, cond_dir: str) -> None:
         from pipeline.lm.scorer import DocumentScorer

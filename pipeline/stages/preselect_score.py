@@ -38,6 +38,7 @@ class PreselectScore:
     """Holds the fastText model; built once per worker."""
 
     name = "preselect"
+    checkpoint_batches = True  # a model per batch: a lost worker keeps what it scored
 
     def __init__(self, model_path: str, batch_size: int = 1024) -> None:
         self.model = load_classifier(model_path)
