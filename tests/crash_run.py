@@ -61,9 +61,9 @@ def install_kill_point(die_at: str) -> None:
         raise SystemExit(f"unknown kill point {die_at!r}")
     original_write = Storage.write_bytes
 
-    def write_bytes(self: Storage, uri: str, data: bytes) -> None:
+    def write_bytes(self: Storage, uri: str, data: bytes, durable: bool = True) -> None:
         if not hit(uri):
-            original_write(self, uri, data)
+            original_write(self, uri, data, durable)
             return
         if when == "before":
             _die()
@@ -72,7 +72,7 @@ def install_kill_point(die_at: str) -> None:
                 handle.write(data[: len(data) // 2])
                 handle.flush()
                 _die()
-        original_write(self, uri, data)
+        original_write(self, uri, data, durable)
         _die()
 
     Storage.write_bytes = write_bytes  # type: ignore[method-assign]

@@ -46,9 +46,9 @@ def _die_after_checkpoints(marker: Path, nth: int) -> None:
     original = Storage.write_bytes
     seen = 0
 
-    def write_bytes(self: Storage, uri: str, data: bytes) -> None:
+    def write_bytes(self: Storage, uri: str, data: bytes, durable: bool = True) -> None:
         nonlocal seen
-        original(self, uri, data)
+        original(self, uri, data, durable)
         if CHECKPOINTS in uri:
             seen += 1
             if seen == nth and not marker.exists():

@@ -413,9 +413,9 @@ def _crash_in_process(case: Path, config: dict[str, Any], pattern: str, n: int,
     original = Storage.write_bytes
     seen = 0
 
-    def write_bytes(self: Storage, uri: str, data: bytes) -> None:
+    def write_bytes(self: Storage, uri: str, data: bytes, durable: bool = True) -> None:
         nonlocal seen
-        original(self, uri, data)
+        original(self, uri, data, durable)
         if fnmatch.fnmatch(uri, pattern):
             seen += 1
             if seen == n:

@@ -107,10 +107,10 @@ def _observed_run(case: Path, config: dict[str, Any]) -> Observed:
             seen.batches, seen.rows = seen.batches + 1, seen.rows + out.num_rows
         return out
 
-    def recorded(self: Storage, uri: str, data: bytes) -> None:
+    def recorded(self: Storage, uri: str, data: bytes, durable: bool = True) -> None:
         if uri == staged:
-            seen.staged.append(data)
-        write(self, uri, data)
+            seen.staged.append(bytes(data))
+        write(self, uri, data, durable)
 
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(case)
@@ -162,9 +162,9 @@ def test_only_model_stages_ask_for_checkpoints(tmp_path: Path, models: tuple[str
     writes: list[str] = []
     write = Storage.write_bytes
 
-    def recorded(self: Storage, uri: str, data: bytes) -> None:
+    def recorded(self: Storage, uri: str, data: bytes, durable: bool = True) -> None:
         writes.append(uri)
-        write(self, uri, data)
+        write(self, uri, data, durable)
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(Storage, "write_bytes", recorded)

@@ -183,7 +183,7 @@ class Storage:
             if os.path.exists(tmp):
                 os.remove(tmp)
 
-    def write_bytes(self, uri: str, data: bytes, durable: bool = True) -> None:
+    def write_bytes(self, uri: str, data: bytes | memoryview, durable: bool = True) -> None:
         with self.atomic_write(uri, durable) as handle:
             handle.write(data)
 

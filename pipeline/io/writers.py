@@ -58,15 +58,17 @@ def write_parquet(
 
 def write_ipc(storage: Storage, uri: str, tables: list[pa.Table], schema: pa.Schema,
               durable: bool = True) -> None:
-    """An Arrow IPC file with one record batch per table (empty tables give empty batches),
-    streamed into the atomic file: no second in-memory copy of a large staged part."""
-    with storage.atomic_write(uri, durable) as handle, pa.ipc.new_file(handle, schema) as writer:
+    """An Arrow IPC file with one record batch per table (empty tables give empty batches).
+    It goes to `write_bytes` as a view of Arrow's buffer, not copied into a `bytes`."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_file(sink, schema) as writer:
         for table in tables:
             combined = table.combine_chunks()
             if combined.num_rows:
                 writer.write_batch(combined.to_batches()[0])
             else:
                 writer.write_batch(pa.RecordBatch.from_pylist([], schema=schema))
+    storage.write_bytes(uri, memoryview(sink.getvalue()), durable)
 
 
 def read_ipc_batch(storage: Storage, uri: str, index: int) -> pa.Table:
