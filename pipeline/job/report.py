@@ -6,6 +6,7 @@ a run whose counts do not add up fails instead of reporting success.
 
 from __future__ import annotations
 
+import functools
 import platform
 from collections import Counter, defaultdict
 from importlib import metadata
@@ -61,14 +62,20 @@ def check_invariant(stats: dict[str, Any]) -> None:
         )
 
 
-def package_versions() -> dict[str, str]:
+@functools.cache
+def _versions() -> tuple[tuple[str, str], ...]:
+    """Installed versions, read once per process (importlib.metadata parses each METADATA)."""
     versions = {"python": platform.python_version()}
     for name in PACKAGES:
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             continue
-    return versions
+    return tuple(versions.items())
+
+
+def package_versions() -> dict[str, str]:
+    return dict(_versions())
 
 
 def build_manifest(

@@ -12,6 +12,7 @@ from typing import Any
 import pyarrow as pa
 
 from pipeline.config import PipelineConfig
+from pipeline.executors.allocator import keep_large_buffers
 from pipeline.io.readers import Split, read_split
 from pipeline.io.storage import Storage, is_remote
 from pipeline.io.writers import read_json, write_ipc, write_json, write_jsonl
@@ -31,6 +32,7 @@ class SplitScorer:
 
     @classmethod
     def build(cls, config: PipelineConfig, layout: Layout) -> SplitScorer:
+        keep_large_buffers()
         return cls(config, layout, Storage(config.storage.s3), build_stages(config))
 
     def score(self, split: Split) -> dict[str, Any]:
