@@ -1,7 +1,7 @@
 """Ray executor: a pool of warm worker actors, one per CPU, shared by every phase of a job.
 
 Phases that hold a model on a GPU (`map(..., gpus=share)`) get their own pool of actors that
-each reserve that share of a GPU, as many as the cluster's GPUs allow, built on first use.
+each reserve that share of a GPU (and no CPU), as many as fit on the nodes, built on first use.
 
 With no address it starts an embedded single-machine Ray, quietly and bound to 127.0.0.1; with
 one (`auto`, `ray://…`, `host:port`) it joins that cluster. Failures inside a task are re-raised
@@ -33,7 +33,8 @@ DEFAULT_OBJECT_STORE_MB = 512
 
 
 class ClusterTooSmall(ConfigError, RuntimeError):
-    """The Ray cluster cannot host the requested pool: fail now rather than wait forever."""
+    """The Ray cluster cannot host the requested pool: fail now rather than wait forever. A
+    ConfigError, so the CLI reports it and exits 2; a RuntimeError, as before the check."""
 
 
 def _quiet_local_env() -> None:
