@@ -100,6 +100,17 @@ class ExecutorConfig(_Section):
     kind: Literal["ray", "local"] = "ray"
     ray_address: str | None = None
     num_workers: int | None = Field(None, ge=1)
+    object_store_mb: int | None = Field(
+        None, ge=80, description="The embedded Ray's object store in MB (default 512): tasks "
+        "pass only small records through it, the data goes through files.")
+
+    @model_validator(mode="after")
+    def _store_is_local(self) -> ExecutorConfig:
+        if self.object_store_mb is not None and self.ray_address:
+            raise ValueError("executor.object_store_mb sizes the embedded Ray only; a cluster "
+                             "joined with ray_address sets its own (ray start "
+                             "--object-store-memory)")
+        return self
 
 
 class ExactDedupeConfig(_Section):

@@ -135,6 +135,12 @@ def rss_now() -> int:
 
 
 def max_rss(who: int = resource.RUSAGE_SELF) -> int:
+    """The peak since start: for this process from executors.memory, since the local executor
+    resets the kernel's mark (and with it ru_maxrss) at each phase to measure the phase."""
+    if who == resource.RUSAGE_SELF:
+        from pipeline.executors.memory import lifetime_peak_rss_mb
+
+        return int(lifetime_peak_rss_mb() * 1e6)
     return resource.getrusage(who).ru_maxrss * 1024
 
 

@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 import zstandard
 
 from pipeline import PipelineConfig, load_config
+from pipeline.job.report import MEASURED
 
 PathLike = str | Path
 Record = Mapping[str, Any] | bytes
@@ -146,3 +147,8 @@ def uniform_model(folder: Path, vocab: int, tokenizer: Any) -> str:
             param.zero_()
     save_model(folder, model, tokenizer)
     return str(folder)
+
+
+def without_measurements(stats: Mapping[str, Any]) -> dict[str, Any]:
+    """stats.json less what differs between runs of the same job (wall times, peak RSS)."""
+    return {k: v for k, v in stats.items() if k not in MEASURED}

@@ -74,6 +74,10 @@ SCHEMA_ERRORS = {
                   ["input.fields.domain_from_path", "regular expression"]),
     "empty-paths": ({"input": {"paths": []}}, ["input.paths"]),
     "section-not-mapping": ({"executor": "local"}, ["executor"]),
+    "store-too-small": ({"executor": {"object_store_mb": 10}}, ["executor.object_store_mb"]),
+    "store-on-a-cluster": ({"executor": {"kind": "ray", "ray_address": "auto",
+                                         "object_store_mb": 256}},
+                           ["executor.object_store_mb", "ray_address"]),
 }
 
 

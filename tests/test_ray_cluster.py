@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import tree_bytes
+from helpers import tree_bytes, without_measurements
 
 from pipeline import load_config
 from pipeline.demo.corpus import build_demo_corpus
@@ -110,4 +110,4 @@ def test_job_survives_a_killed_worker_node_with_identical_output(
 
 
 def strip(stats: dict[str, object]) -> dict[str, object]:
-    return {k: v for k, v in stats.items() if k != "wall_time_s"}
+    return without_measurements(stats)

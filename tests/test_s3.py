@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 import pytest
 import s3fs
 import yaml
-from helpers import read_data, tree_bytes, write_jsonl, write_parquet
+from helpers import read_data, tree_bytes, without_measurements, write_jsonl, write_parquet
 from s3_fixtures import clear_ambient_aws
 from typer.testing import CliRunner
 
@@ -132,10 +132,6 @@ def rows(table: pa.Table) -> list[tuple[str, str, str]]:
                       strict=True))
 
 
-def without_timings(stats: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in stats.items() if k != "wall_time_s"}
-
-
 def assert_invariant(stats: dict[str, Any]) -> None:
     dropped = sum(stats["dropped"].values())
     assert stats["input_records"] == stats["quarantined"] + stats["kept"] + dropped
@@ -173,7 +169,7 @@ def test_s3_input_reads_same_data_as_local(
                                  s3_storage)))
 
     assert remote.status == local.status == "complete"
-    assert without_timings(remote.stats) == without_timings(local.stats)
+    assert without_measurements(remote.stats) == without_measurements(local.stats)
     assert_invariant(remote.stats)
     assert remote.stats["quarantined"] == 1
     assert remote.stats["dropped"].get("exact_duplicate", 0) > 0
@@ -229,7 +225,7 @@ def test_s3_output_matches_local_output_bytes(
 
     stats = json.loads(stored["out/stats.json"])
     assert_invariant(stats)
-    assert without_timings(stats) == without_timings(local.stats)
+    assert without_measurements(stats) == without_measurements(local.stats)
     manifest = json.loads(stored["out/manifest.json"])
     assert manifest["status"] == "complete"
     for shard in manifest["outputs"]["data"]:
@@ -436,5 +432,5 @@ def test_ray_executor_reads_s3_like_local_executor(
                                  executor={"kind": "ray", "num_workers": 1})))
     assert on_ray.status == "complete"
     assert on_ray.manifest["executor"]["kind"] == "ray"
-    assert without_timings(on_ray.stats) == without_timings(local.stats)
+    assert without_measurements(on_ray.stats) == without_measurements(local.stats)
     assert tree_bytes(tmp_path / "out_ray") == tree_bytes(tmp_path / "out_local")

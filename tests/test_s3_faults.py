@@ -20,7 +20,7 @@ import pytest
 import s3fs
 from botocore.exceptions import ClientError
 from fault_proxy import FaultProxy
-from helpers import write_jsonl, write_parquet
+from helpers import without_measurements, write_jsonl, write_parquet
 from s3_fixtures import clear_ambient_aws
 from s3fs.errors import translate_boto_error
 
@@ -99,10 +99,6 @@ def outputs(client: Any, bucket: str, prefix: str) -> dict[str, bytes]:
     return {k: v for k, v in objects(client, bucket, prefix).items() if k.startswith(OUTPUTS)}
 
 
-def without_timings(stats: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in stats.items() if k != "wall_time_s"}
-
-
 def assert_counts_add_up(stats: dict[str, Any]) -> None:
     dropped = sum(stats["dropped"].values())
     assert stats["input_records"] == stats["quarantined"] + stats["kept"] + dropped
@@ -126,7 +122,7 @@ def test_job_through_flaky_s3_matches_an_undisturbed_run(
     assert proxy.counts["503"] >= 5 and proxy.counts["reset"] >= 5
     assert proxy.counts["truncate"] >= 2
     assert flaky.status == clean.status == "complete"
-    assert without_timings(flaky.stats) == without_timings(clean.stats)
+    assert without_measurements(flaky.stats) == without_measurements(clean.stats)
     assert_counts_add_up(flaky.stats)
     assert flaky.stats["quarantined"] == 1 and flaky.stats["dropped"]["exact_duplicate"] > 0
     assert len(flaky.manifest["splits"]) > 3
@@ -169,7 +165,7 @@ def test_outage_mid_job_fails_clearly_leaves_no_partial_shard_and_rerun_finishes
     config.storage.s3 = S3Config(**s3_config(endpoint))
     resumed = run(config)
     assert resumed.status == "complete"
-    assert without_timings(resumed.stats) == without_timings(clean.stats)
+    assert without_measurements(resumed.stats) == without_measurements(clean.stats)
     assert outputs(client, bucket, "cut/") == expected
 
 

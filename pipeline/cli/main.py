@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 
 from pipeline.cli.mixture_cmd import mix_command, weights_command
+from pipeline.cli.stdout import stdout_to_stderr
 from pipeline.config import STAGE_NAMES, ConfigError, PipelineConfig, load_config, parse_set_options
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -82,7 +83,10 @@ def run(config: ConfigArg, inputs: InputOpt = None, output: OutputOpt = None,
 
     try:
         cfg = _load(config, _overrides(inputs, output, executor, ray_address, stages, sets))
-        if quiet or as_json:
+        if as_json:
+            with stdout_to_stderr():
+                result = run_job(cfg, overwrite=overwrite, reporter=Reporter())
+        elif quiet:
             result = run_job(cfg, overwrite=overwrite, reporter=Reporter())
         else:
             with RichReporter(err) as reporter:
@@ -209,7 +213,8 @@ def select(output: Annotated[str, typer.Argument(help="A finished run's output f
         cfg = load_config(base, overrides)
         if storage_config is not None:
             cfg.storage = storage_config
-        new_stats = reselect(output, cfg)
+        with stdout_to_stderr(as_json):
+            new_stats = reselect(output, cfg)
     except ConfigError as exc:
         _fail(exc)
     if as_json:

@@ -12,7 +12,8 @@ def make_executor(config: ExecutorConfig) -> Executor:
         return LocalExecutor()
     from pipeline.executors.ray_executor import RayExecutor
 
-    return RayExecutor(address=config.ray_address, num_workers=config.num_workers)
+    return RayExecutor(address=config.ray_address, num_workers=config.num_workers,
+                       object_store_mb=config.object_store_mb)
 
 
 __all__ = ["Executor", "LocalExecutor", "make_executor"]

@@ -1,4 +1,8 @@
-"""In-process executor: the same stage functions, no Ray — for tests, debugging and tiny jobs."""
+"""In-process executor: the same stage functions, no Ray — for tests, debugging and tiny jobs.
+
+Its one worker is the driver process, so its peak RSS includes the driver's own state (the
+config, the plan, earlier phases' records, the CLI) on top of what the tasks use.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from pipeline.executors.base import Executor, Progress
+from pipeline.executors.memory import peak_rss_mb, reset_peak
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -23,10 +28,14 @@ class LocalExecutor(Executor):
         progress: Progress | None = None,
         gpus: float = 0,
     ) -> list[R]:
-        state = setup() if setup is not None and items else None
+        if not items:
+            return []
+        reset_peak()
+        state = setup() if setup is not None else None
         results = []
         for done, item in enumerate(items, 1):
             results.append(fn(item) if setup is None else fn(state, item))
             if progress:
                 progress(done, len(items))
+        self._record_peak(peak_rss_mb())
         return results

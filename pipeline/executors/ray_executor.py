@@ -1,11 +1,16 @@
 """Ray executor: a pool of warm worker actors, one per CPU, shared by every phase of a job.
 
 Phases that hold a model on a GPU (`map(..., gpus=share)`) get their own pool of actors that
-each reserve that share of a GPU, as many as the cluster's GPUs allow, built on first use.
+each reserve that share of a GPU (and no CPU), as many as fit on the nodes, built on first use.
 
 With no address it starts an embedded single-machine Ray, quietly and bound to 127.0.0.1; with
 one (`auto`, `ray://…`, `host:port`) it joins that cluster. Failures inside a task are re-raised
-in the driver as the original exception, not as a Ray traceback.
+in the driver as the original exception, not as a Ray traceback. A pool the cluster cannot host
+(more CPU workers than it has CPUs, a GPU share no node has) fails at once instead of waiting.
+
+The embedded Ray's object store is bounded (`executor.object_store_mb`, 512 MB by default):
+tasks pass only small records through Ray, the data goes through files. A phase's function and
+setup are fetched by each worker once per phase, not unpickled with every task.
 """
 
 from __future__ import annotations
@@ -17,11 +22,19 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from pipeline.config import ConfigError
 from pipeline.executors.base import Executor, Progress
+from pipeline.executors.memory import peak_rss_mb, reset_peak
 
 T = TypeVar("T")
 R = TypeVar("R")
 MAX_RETRIES = 3
+DEFAULT_OBJECT_STORE_MB = 512
+
+
+class ClusterTooSmall(ConfigError, RuntimeError):
+    """The Ray cluster cannot host the requested pool: fail now rather than wait forever. A
+    ConfigError, so the CLI reports it and exits 2; a RuntimeError, as before the check."""
 
 
 def _quiet_local_env() -> None:
@@ -32,19 +45,36 @@ def _quiet_local_env() -> None:
 
 
 class _Worker:
-    """One per Ray worker process, kept warm across phases; holds the current phase's state."""
+    """One per Ray worker process, kept warm across phases; holds the current phase's function
+    and state, fetched when the phase's first task reaches this worker."""
 
     def __init__(self) -> None:
         self.key: str | None = None
+        self.fn: Callable[..., Any] | None = None
+        self.stateful = False
         self.state: Any = None
 
-    def run(self, fn: Callable[..., Any], item: Any, key: str | None,
-            setup: Callable[[], Any] | None) -> Any:
-        if setup is None:
-            return fn(item)
+    def warm(self, fn: Callable[[], Any]) -> None:
+        fn()
+
+    def run(self, refs: list[Any], item: Any, key: str) -> tuple[Any, float]:
+        """`refs` is [function, setup or None] as object refs, nested so that Ray does not
+        resolve them for every task; returns the result and this process's phase peak RSS."""
         if key != self.key:
-            self.key, self.state = key, setup()
-        return fn(self.state, item)
+            self._enter_phase(refs, key)
+        assert self.fn is not None
+        result = self.fn(self.state, item) if self.stateful else self.fn(item)
+        return result, peak_rss_mb()
+
+    def _enter_phase(self, refs: list[Any], key: str) -> None:
+        import ray
+
+        self.key, self.fn, self.state = None, None, None  # the last phase's state goes first
+        reset_peak()
+        fn_ref, setup_ref = refs
+        self.fn, self.stateful = ray.get(fn_ref), setup_ref is not None
+        self.state = ray.get(setup_ref)() if setup_ref is not None else None
+        self.key = key
 
 
 class LostWork:
@@ -73,7 +103,8 @@ class LostWork:
 class RayExecutor(Executor):
     name = "ray"
 
-    def __init__(self, address: str | None = None, num_workers: int | None = None) -> None:
+    def __init__(self, address: str | None = None, num_workers: int | None = None,
+                 object_store_mb: int | None = None) -> None:
         import ray
 
         self._ray = ray
@@ -93,15 +124,38 @@ class RayExecutor(Executor):
                 _quiet_local_env()
                 # address="local": always a fresh embedded instance, never whatever Ray cluster
                 # happens to run on this machine (ray.init would otherwise try to join it).
+                store_mb = object_store_mb or DEFAULT_OBJECT_STORE_MB
                 ray.init(address="local", num_cpus=num_workers or os.cpu_count() or 1,
+                         object_store_memory=store_mb * 10**6,
                          _node_ip_address="127.0.0.1", **kwargs)
             self._owns_ray = True
-        self.num_workers = num_workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
-        self._actors = self._make_pool(self.num_workers, gpus=0)
         self._gpu_pools: dict[float, list[Any]] = {}
+        self._actors: list[Any] = []
+        try:
+            cpus = self._capacity("CPU", 1)
+            self.num_workers = num_workers or max(1, cpus)
+            if self.num_workers > cpus:
+                raise ClusterTooSmall(
+                    f"executor.num_workers: the pool needs {self.num_workers} worker(s) of one "
+                    f"CPU each but the Ray cluster's nodes hold {cpus}; lower num_workers or "
+                    f"add nodes")
+            self._actors = self._make_pool(self.num_workers, gpus=0)
+        except BaseException:
+            self.close()
+            raise
+
+    def _capacity(self, resource: str, per_worker: float) -> int:
+        """How many workers asking `per_worker` of `resource` fit on the cluster's live nodes
+        (a worker cannot span nodes), in Ray's units of 1/10,000 of a resource."""
+        need = max(1, round(per_worker * 10_000))
+        return sum(round(node["Resources"].get(resource, 0) * 10_000) // need
+                   for node in self._ray.nodes() if node.get("Alive"))
 
     def _make_pool(self, size: int, gpus: float) -> list[Any]:
-        actor_cls = self._ray.remote(num_cpus=1, num_gpus=gpus, max_restarts=MAX_RETRIES,
+        # A GPU actor reserves no CPU: phases run one at a time, so it uses the CPUs that the
+        # idle CPU pool holds (which by default is every CPU, and would leave it unplaceable).
+        actor_cls = self._ray.remote(num_cpus=0 if gpus else 1, num_gpus=gpus,
+                                     max_restarts=MAX_RETRIES,
                                      max_task_retries=MAX_RETRIES)(_Worker)
         return [actor_cls.remote() for _ in range(size)]
 
@@ -109,13 +163,21 @@ class RayExecutor(Executor):
         if gpus <= 0:
             return self._actors
         if gpus not in self._gpu_pools:
-            total = self._ray.cluster_resources().get("GPU", 0)
-            size = int(total // gpus)
+            size = self._capacity("GPU", gpus)
             if size < 1:
-                raise RuntimeError(f"a phase asks for {gpus} GPU per worker but the Ray "
-                                   f"cluster has {total} GPU(s)")
+                most = max((node["Resources"].get("GPU", 0) for node in self._ray.nodes()
+                            if node.get("Alive")), default=0)
+                raise ClusterTooSmall(f"a phase asks for {gpus} GPU per worker but no node of "
+                                      f"the Ray cluster has that many (the most on one node: "
+                                      f"{most:g} GPU)")
             self._gpu_pools[gpus] = self._make_pool(size, gpus)
         return self._gpu_pools[gpus]
+
+    def warm_up(self, fn: Callable[[], Any]) -> bool:
+        fn_ref = self._ray.put(fn)
+        for ref in [actor.warm.remote(fn_ref) for actor in self._actors]:
+            self._get(ref)
+        return True
 
     def map(
         self,
@@ -129,8 +191,7 @@ class RayExecutor(Executor):
         if not items:
             return []
         ray = self._ray
-        fn_ref = ray.put(fn)
-        setup_ref = ray.put(setup) if setup is not None else None
+        refs = [ray.put(fn), ray.put(setup) if setup is not None else None]
         key = uuid.uuid4().hex
         results: list[Any] = [None] * len(items)
         pending: dict[Any, tuple[int, Any]] = {}
@@ -138,16 +199,16 @@ class RayExecutor(Executor):
         free = list(pool)
         todo = list(range(len(items)))[::-1]  # popped from the end: item order
         lost = LostWork(len(items), pool)
-        done = 0
+        done, peak = 0, 0.0
         while done < len(items):
             while todo and free:
                 index, actor = todo.pop(), free.pop()
-                ref = actor.run.remote(fn_ref, items[index], key, setup_ref)
+                ref = actor.run.remote(refs, items[index], key)
                 pending[ref] = (index, actor)
             ready, _ = ray.wait(list(pending), num_returns=1)
             index, actor = pending.pop(ready[0])
             try:
-                results[index] = self._get(ready[0])
+                results[index], task_peak = self._get(ready[0])
             except ray.exceptions.RayActorError as err:
                 # The worker (or its node) was lost mid-task: run the item again, on the
                 # restarted actor or another one. Outputs are exactly-once, so a task that
@@ -157,9 +218,10 @@ class RayExecutor(Executor):
                 todo.append(index)
                 continue
             free.append(actor)
-            done += 1
+            done, peak = done + 1, max(peak, task_peak)
             if progress:
                 progress(done, len(items))
+        self._record_peak(peak)
         return results
 
     def _get(self, ref: Any) -> Any:

@@ -14,6 +14,7 @@ from typing import Any
 
 from pipeline.config import PipelineConfig
 
+MEASURED = ("wall_time_s", "peak_worker_rss_mb")  # differ between runs of the same job
 PACKAGES = ("siftline", "pyarrow", "numpy", "ray", "numba", "xxhash", "fsspec", "s3fs", "pydantic")
 
 
@@ -23,8 +24,10 @@ class AccountingError(RuntimeError):
 
 def build_stats(
     map_records: list[dict[str, Any]], final_records: list[dict[str, Any]],
-    timings: dict[str, float],
+    timings: dict[str, float], peaks: dict[str, float] | None = None,
 ) -> dict[str, Any]:
+    """Counts, per-domain totals and the run's measurements: wall time per phase and, where the
+    executor measured it, the workers' peak RSS per phase in MB (the max over the workers)."""
     quarantined = sum(r["quarantined"] for r in map_records)
     scored_rows = sum(r["rows"] for r in map_records)
     kept = sum(r["kept"] for r in final_records)
@@ -48,6 +51,8 @@ def build_stats(
         "chars_kept": sum(c["chars_kept"] for c in by_domain.values()),
         "wall_time_s": {name: round(sec, 3) for name, sec in timings.items()},
     }
+    if peaks:
+        stats["peak_worker_rss_mb"] = {name: round(mb, 1) for name, mb in peaks.items()}
     check_invariant(stats)
     stats["accounting"] = "input_records == quarantined + kept + sum(dropped): holds"
     return stats

@@ -40,7 +40,7 @@ from pipeline.job.preselect import decide_cut as decide_preselect_cut
 from pipeline.job.preselect import part_candidates as preselect_candidates
 from pipeline.job.preselect import prepare_classifier
 from pipeline.job.report import build_manifest, build_stats
-from pipeline.job.score import SplitScorer, score_split
+from pipeline.job.score import SplitScorer, score_split, warm_worker
 from pipeline.layout import Layout
 from pipeline.mixture.report import check_mixture, run_mixture
 
@@ -87,10 +87,12 @@ def run(config: PipelineConfig, *, overwrite: bool = False,
                              read_json(storage, layout.stats), manifest)
     plan = plan_or_resume(fresh_plan, layout, storage)
     timings: dict[str, float] = {}
+    peaks: dict[str, float] = {}
     color = "color_filter" in config.stages.enabled()
     preselect = "preselect" in config.stages.enabled()
     with make_executor(config.executor) as executor:
-        job = _Job(config, layout, storage, plan, executor, reporter, timings)
+        job = _Job(config, layout, storage, plan, executor, reporter, timings, peaks)
+        job.warm_up()
         models = job.prepare_models(overwrite) if color else None
         classifier = job.prepare_classifier(overwrite) if preselect else None
         map_records = job.score()
@@ -104,7 +106,7 @@ def run(config: PipelineConfig, *, overwrite: bool = False,
         cut = job.color_cut(pcut) if color else None
         final_records = job.finalize(cut, pcut)
         mixture = job.mixture(final_records) if config.mixture.enabled else None
-    stats = build_stats(map_records, final_records, timings)
+    stats = build_stats(map_records, final_records, timings, peaks)
     if color:
         stats["color_filter"] = {"models": models, "cut": cut}
     if preselect:
@@ -127,13 +129,26 @@ class _Job:
     executor: Executor
     reporter: Reporter
     timings: dict[str, float]
+    peaks: dict[str, float]
 
     @contextmanager
     def _timed(self, name: str, total: int) -> Iterator[Callable[[int, int], None]]:
+        """Time a phase and keep its workers' peak RSS (the max over its map calls)."""
         self.reporter.phase(name, total)
+        self.executor.take_peak_rss_mb()
         start = time.perf_counter()
         yield self.reporter.advance
         self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
+        peak = self.executor.take_peak_rss_mb()
+        if peak is not None:
+            self.peaks[name] = max(self.peaks.get(name, 0.0), peak)
+
+    def warm_up(self) -> None:
+        """Workers import the code and load the kernels before the first phase: reported as
+        its own `warm_up` phase (Ray only), not hidden and not charged to read+score."""
+        start = time.perf_counter()
+        if self.executor.warm_up(partial(warm_worker, self.config)):
+            self.timings["warm_up"] = time.perf_counter() - start
 
     def prepare_models(self, overwrite: bool) -> dict[str, Any]:
         start = time.perf_counter()

@@ -12,13 +12,16 @@ from typing import Any
 import pyarrow as pa
 
 from pipeline.config import PipelineConfig
+from pipeline.documents import make_table
 from pipeline.executors.allocator import keep_large_buffers
 from pipeline.io.readers import Split, read_split
 from pipeline.io.storage import Storage, is_remote
 from pipeline.io.writers import read_json, write_ipc, write_json, write_jsonl
 from pipeline.job.split_checkpoint import SplitCheckpoints, wants_checkpoints
 from pipeline.layout import Layout
-from pipeline.stages import Stage, apply_stages, build_stages, empty_scored_table
+from pipeline.stages import REGISTRY, Stage, apply_stages, build_stages, empty_scored_table
+
+CPU_STAGES = ("exact_dedupe", "near_dedupe")  # cheap to build; the model stages load in `build`
 
 
 @dataclass
@@ -93,3 +96,14 @@ def _staged_whole(storage: Storage, uri: str, rows: int) -> bool:
 
 def score_split(scorer: SplitScorer, split: Split) -> dict[str, Any]:
     return scorer.score(split)
+
+
+def warm_worker(config: PipelineConfig) -> None:
+    """Import every phase's code and load the CPU stages' compiled kernels (numba's cache) on a
+    two-row table, so that a fresh worker process pays for them before the first timed phase."""
+    import pipeline.job.runner  # noqa: F401 - the later phases' task functions live there
+
+    stages = [REGISTRY[name](config) for name in config.stages.enabled() if name in CPU_STAGES]
+    table = make_table(["a", "b"], ["warm up the kernels", "wa\u0301rm \u01d4p  twice"],
+                       ["d", "d"], ["s", "s"])
+    apply_stages(table, stages, int(config.input.max_doc_bytes))

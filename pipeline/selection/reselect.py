@@ -133,8 +133,10 @@ def reselect(output: str, config: PipelineConfig, progress=None) -> dict[str, An
         task = partial(_reselect_part, config, layout, storage, cut, pcut)
         final_records = executor.map(task, splits, progress=progress)
         timings = {"select+write": time.perf_counter() - start}
+        peak = executor.take_peak_rss_mb()
         mixture = _mixture(config, layout, storage, executor, final_records, timings)
-    stats = build_stats(map_records, final_records, timings)
+    peaks = {"select+write": peak} if peak is not None else None
+    stats = build_stats(map_records, final_records, timings, peaks)
     if color:
         previous = read_json(storage, layout.stats).get("color_filter", {})
         stats["color_filter"] = {"models": previous.get("models"), "cut": cut}
