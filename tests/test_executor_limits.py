@@ -125,3 +125,23 @@ def test_run_json_on_ray_prints_only_json_and_reports_worker_peaks(
     assert payload["status"] == "complete" and stats["kept"] == 40
     plausible(stats["peak_worker_rss_mb"], {"read+score", "exact_dedupe", "select+write"})
     assert stats["wall_time_s"]["warm_up"] > 0
+
+
+@SKIP_RAY
+def test_a_cluster_joined_by_address_warns_and_waits_for_nodes() -> None:
+    """A cluster joined by address may autoscale: a pool larger than its CPUs is created (the
+    extra actor pending until a node joins) with a warning naming the shortfall."""
+    import ray
+
+    from pipeline.executors.ray_executor import RayExecutor, _quiet_local_env
+
+    _quiet_local_env()
+    info = ray.init(address="local", num_cpus=1, object_store_memory=80 * 10**6,
+                    include_dashboard=False, _node_ip_address="127.0.0.1")
+    try:
+        with pytest.warns(RuntimeWarning, match="2 worker.*hold 1.*waiting for the cluster"):
+            executor = RayExecutor(address=info.address_info["address"], num_workers=2)
+        with executor:
+            assert len(executor._actors) == 2
+    finally:
+        ray.shutdown()

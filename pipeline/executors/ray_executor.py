@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import uuid
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -109,6 +110,9 @@ class RayExecutor(Executor):
 
         self._ray = ray
         self._owns_ray = False
+        # A cluster joined by address may autoscale: a pool it cannot host yet is waited for
+        # (with a warning); anything else (the embedded Ray, or one the caller started) fails.
+        self._can_grow = bool(address)
         if not ray.is_initialized():
             package_root = str(Path(__file__).resolve().parents[2])
             pythonpath = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
@@ -135,7 +139,7 @@ class RayExecutor(Executor):
             cpus = self._capacity("CPU", 1)
             self.num_workers = num_workers or max(1, cpus)
             if self.num_workers > cpus:
-                raise ClusterTooSmall(
+                self._too_small(
                     f"executor.num_workers: the pool needs {self.num_workers} worker(s) of one "
                     f"CPU each but the Ray cluster's nodes hold {cpus}; lower num_workers or "
                     f"add nodes")
@@ -150,6 +154,12 @@ class RayExecutor(Executor):
         need = max(1, round(per_worker * 10_000))
         return sum(round(node["Resources"].get(resource, 0) * 10_000) // need
                    for node in self._ray.nodes() if node.get("Alive"))
+
+    def _too_small(self, message: str) -> None:
+        if not self._can_grow:
+            raise ClusterTooSmall(message)
+        warnings.warn(f"{message}; waiting for the cluster to add nodes", RuntimeWarning,
+                      stacklevel=3)
 
     def _make_pool(self, size: int, gpus: float) -> list[Any]:
         # A GPU actor reserves no CPU: phases run one at a time, so it uses the CPUs that the
@@ -167,10 +177,9 @@ class RayExecutor(Executor):
             if size < 1:
                 most = max((node["Resources"].get("GPU", 0) for node in self._ray.nodes()
                             if node.get("Alive")), default=0)
-                raise ClusterTooSmall(f"a phase asks for {gpus} GPU per worker but no node of "
-                                      f"the Ray cluster has that many (the most on one node: "
-                                      f"{most:g} GPU)")
-            self._gpu_pools[gpus] = self._make_pool(size, gpus)
+                self._too_small(f"a phase asks for {gpus} GPU per worker but no node of the "
+                                f"Ray cluster has that many (the most on one node: {most:g} GPU)")
+            self._gpu_pools[gpus] = self._make_pool(max(size, 1), gpus)
         return self._gpu_pools[gpus]
 
     def warm_up(self, fn: Callable[[], Any]) -> bool:
