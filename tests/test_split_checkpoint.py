@@ -24,7 +24,7 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
-from helpers import tree_bytes, write_jsonl
+from helpers import tree_bytes, without_measurements, write_jsonl
 
 from pipeline.config import load_config
 from pipeline.io import readers
@@ -123,8 +123,7 @@ def _observed_run(case: Path, config: dict[str, Any]) -> Observed:
 def _outputs(out: Path) -> dict[str, bytes]:
     files = tree_bytes(out)
     files["manifest.json"] = (out / "manifest.json").read_bytes()
-    stats = json.loads((out / "stats.json").read_text())
-    stats.pop("wall_time_s")
+    stats = without_measurements(json.loads((out / "stats.json").read_text()))
     files["stats.json"] = json.dumps(stats, sort_keys=True).encode()
     return files
 

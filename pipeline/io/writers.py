@@ -58,17 +58,33 @@ def write_parquet(
 
 def write_ipc(storage: Storage, uri: str, tables: list[pa.Table], schema: pa.Schema,
               durable: bool = True) -> None:
-    """An Arrow IPC file with one record batch per table (empty tables give empty batches).
-    It goes to `write_bytes` as a view of Arrow's buffer, not copied into a `bytes`."""
-    sink = pa.BufferOutputStream()
+    """An Arrow IPC file with one record batch per table (empty tables give empty batches), so
+    a reader can fetch table i alone (`read_ipc_batch`): the shuffles' bucket files."""
+    batches = []
+    for table in tables:
+        combined = table.combine_chunks()
+        batches.append(combined.to_batches()[0] if combined.num_rows
+                       else pa.RecordBatch.from_pylist([], schema=schema))
+    storage.write_bytes(uri, _ipc_file(batches, schema), durable)
+
+
+def write_table_ipc(storage: Storage, uri: str, table: pa.Table, durable: bool = True) -> None:
+    """A table as an Arrow IPC file of its own chunks: no concatenating copy of a large staged
+    part, which is only ever read whole."""
+    storage.write_bytes(uri, _ipc_file(table.to_batches(), table.schema), durable)
+
+
+def _ipc_file(batches: list[pa.RecordBatch], schema: pa.Schema) -> memoryview:
+    """Serialised into one buffer sized up front (a growing one is copied as it doubles), and
+    handed on as a view of it, not copied into a `bytes`."""
+    size = sum(pa.ipc.get_record_batch_size(b) for b in batches)
+    size += 4 * schema.serialize().size + 256 * len(batches) + 4096  # schema twice, footer
+    buffer = pa.allocate_buffer(size)
+    sink = pa.FixedSizeBufferWriter(buffer)
     with pa.ipc.new_file(sink, schema) as writer:
-        for table in tables:
-            combined = table.combine_chunks()
-            if combined.num_rows:
-                writer.write_batch(combined.to_batches()[0])
-            else:
-                writer.write_batch(pa.RecordBatch.from_pylist([], schema=schema))
-    storage.write_bytes(uri, memoryview(sink.getvalue()), durable)
+        for batch in batches:
+            writer.write_batch(batch)
+    return memoryview(buffer)[: sink.tell()]
 
 
 def read_ipc_batch(storage: Storage, uri: str, index: int) -> pa.Table:

@@ -19,7 +19,7 @@ from typing import Any
 import pyarrow as pa
 
 from pipeline.io.storage import Storage
-from pipeline.io.writers import read_ipc, write_ipc
+from pipeline.io.writers import read_ipc, write_table_ipc
 from pipeline.layout import Layout
 
 
@@ -48,7 +48,7 @@ class SplitCheckpoints:
             if saved.column("id").equals(table.column("id")):
                 return saved
         scored = score(table)
-        write_ipc(self.storage, uri, [scored], scored.schema)
+        write_table_ipc(self.storage, uri, scored)
         return scored
 
     def clear(self) -> None:
