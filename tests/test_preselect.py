@@ -341,6 +341,29 @@ def test_preselect_label_cli_with_given_models(uniform_models, tmp_path: Path) -
     assert json.loads(result.stdout)["mean_strength"] == 0.0
 
 
+def test_eval_lm_encodes_each_choice_apart_from_its_query(uniform_models) -> None:
+    """As lm-eval does: the choice's tokens are " choice" encoded on its own, after the query's
+    own tokens, so the query's NLL inside query + choice is the query's NLL alone."""
+    from pipeline.lm.scorer import DocumentScorer
+    from pipeline.preselect.evaluate import EvalSet, Question, continuation_sequences
+
+    scorer = DocumentScorer.from_folder(uniform_models[300])
+    data = EvalSet("choice", [Question("pick one of", ["theorem", "proof lemma"], 0),
+                              Question("again", ["x"], 0)])
+    texts, seqs = continuation_sequences(scorer, data)
+    tokenizer = scorer.model.tokenizer
+    assert texts == ["pick one of theorem", "pick one of proof lemma", "again x"]
+    (query1, query2) = scorer.sequences(["pick one of", "again"])
+    assert seqs == [query1 + tokenizer.encode_batch([" theorem"])[0],
+                    query1 + tokenizer.encode_batch([" proof lemma"])[0],
+                    query2 + tokenizer.encode_batch([" x"])[0]]
+    full = scorer.score(texts, seqs=seqs).nll_sum
+    alone = scorer.score(["pick one of", "again"]).nll_sum
+    cont_tokens = [len(s) - len(q) for s, q in zip(seqs, [query1, query1, query2], strict=True)]
+    uniform = np.log(scorer.model.head().weight.shape[0])  # every logit equal
+    assert full - alone[[0, 0, 1]] == pytest.approx(np.array(cont_tokens) * uniform, rel=1e-4)
+
+
 def test_eval_lm_multiple_choice_and_loss(uniform_models, tmp_path: Path) -> None:
     questions = [  # a uniform model prefers the choice with the fewest tokens
         {"query": "pick one", "choices": ["theorem", "theorem proof lemma axiom"], "gold": 0},

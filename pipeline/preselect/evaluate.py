@@ -92,6 +92,19 @@ def choice_loglik(nll_full: np.ndarray, nll_query: np.ndarray) -> np.ndarray:
     return -(nll_full - nll_query)
 
 
+def continuation_sequences(scorer: Any, data: EvalSet) -> tuple[list[str], list[list[int]]]:
+    """Each query + choice as texts and as token ids: the query's ids, then those of " choice"
+    encoded on their own (as lm-eval does), so no token straddles the boundary and the query's
+    tokens are exactly those its own NLL was taken over."""
+    query_seqs = scorer.sequences([q.query for q in data.questions])
+    choices = [f" {c}" for q in data.questions for c in q.choices]
+    cont = iter(scorer.model.tokenizer.encode_batch(choices))
+    seqs = [seq + next(cont) for q, seq in zip(data.questions, query_seqs, strict=True)
+            for _ in q.choices]
+    texts = [f"{q.query} {c}" for q in data.questions for c in q.choices]
+    return texts, seqs
+
+
 def evaluate_scorer(scorer: Any, data: EvalSet, length_norm: bool = False) -> dict[str, Any]:
     """Score one loaded model (a `DocumentScorer`) on an eval set."""
     if len(data) == 0:
@@ -101,9 +114,9 @@ def evaluate_scorer(scorer: Any, data: EvalSet, length_norm: bool = False) -> di
         bpc = float(scores.nll_sum.sum() / (scores.n_chars.sum() * math.log(2)))
         return {"kind": "loss", "n": len(data.texts), "bpc": bpc, "score": -bpc}
     queries = [q.query for q in data.questions]
-    fulls = [f"{q.query} {c}" for q in data.questions for c in q.choices]
+    fulls, full_seqs = continuation_sequences(scorer, data)
     nll_q = scorer.score(queries).nll_sum
-    nll_f = scorer.score(fulls).nll_sum
+    nll_f = scorer.score(fulls, seqs=full_seqs).nll_sum
     correct, offset = 0, 0
     for i, q in enumerate(data.questions):
         ll = choice_loglik(nll_f[offset:offset + len(q.choices)], nll_q[i])
