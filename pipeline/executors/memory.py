@@ -20,12 +20,10 @@ _lifetime_kib = 0
 
 
 def _hwm_kib() -> int:
-    try:
+    with contextlib.suppress(OSError, ValueError, IndexError):  # no /proc: ru_maxrss below
         for line in _STATUS.read_text().splitlines():
             if line.startswith("VmHWM:"):
                 return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        pass
     maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return maxrss // 1024 if sys.platform == "darwin" else maxrss  # bytes there, KiB on Linux
 
