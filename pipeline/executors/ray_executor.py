@@ -6,7 +6,8 @@ each reserve that share of a GPU (and no CPU), as many as fit on the nodes, buil
 With no address it starts an embedded single-machine Ray, quietly and bound to 127.0.0.1; with
 one (`auto`, `ray://…`, `host:port`) it joins that cluster. Failures inside a task are re-raised
 in the driver as the original exception, not as a Ray traceback. A pool the cluster cannot host
-(more CPU workers than it has CPUs, a GPU share no node has) fails at once instead of waiting.
+(more CPU workers than it has CPUs, a GPU share no node has) fails at once instead of waiting,
+unless the cluster was joined by address: that one may autoscale, so it warns and waits.
 
 The embedded Ray's object store is bounded (`executor.object_store_mb`, 512 MB by default):
 tasks pass only small records through Ray, the data goes through files. A phase's function and
