@@ -1,0 +1,201 @@
+"""Where siftline's read -> exact-dedupe -> write time goes, beside pyarrow's read + write.
+
+Companion to bench_throughput.py, on its generated data. Two tables, CPU seconds, one process
+pinned to CPU 0 with one thread everywhere:
+
+1. Per file, warm (best of --repeats in one process): pyarrow's read_json and write_table,
+   and siftline's steps on the same file: read_split, the stages (local reasons + exact hash),
+   the staged Arrow write, the data Parquet write.
+2. Whole jobs (`pipeline.run`, local executor, exact dedupe only): on a 1 MB slice in a fresh
+   process (what a job costs regardless of its size), and on all the data in a fresh process,
+   then again in that same process (the warm second run has no fixed or first-touch costs).
+
+    python scripts/bench_throughput_breakdown.py --mb 200 --markdown
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+THREAD_ENV = ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def _bench_throughput() -> Any:
+    """bench_throughput.py as a module: its data generator and job config are the reference."""
+    spec = importlib.util.spec_from_file_location("bench_throughput", HERE / "bench_throughput.py")
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+def _pin() -> None:
+    os.sched_setaffinity(0, {0})
+    import pyarrow as pa
+
+    pa.set_cpu_count(1)
+    pa.set_io_thread_count(1)
+
+
+def _best_cpu(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
+    best, result = float("inf"), None
+    for _ in range(repeats):
+        start = time.process_time()
+        result = fn()
+        best = min(best, time.process_time() - start)
+    return best, result
+
+
+def _config(inputs: Path, out: Path) -> Any:
+    import pipeline
+    from pipeline.config import STAGE_NAMES
+
+    return pipeline.load_config({
+        "input": {"paths": [str(inputs)]},
+        "output": {"path": str(out), "compression": "zstd"},
+        "executor": {"kind": "local"},
+        "stages": {name: {"enabled": name == "exact_dedupe"} for name in STAGE_NAMES},
+        "mixture": {"enabled": False},
+    })
+
+
+# -- children ----------------------------------------------------------------------------------
+def per_file(path: Path, scratch: Path, repeats: int) -> dict[str, float]:
+    """CPU seconds of each step on one file, warm."""
+    _pin()
+    import pyarrow.json as pj
+    import pyarrow.parquet as pq
+
+    from pipeline.io.readers import plan_splits, read_split
+    from pipeline.io.storage import Storage
+    from pipeline.io.writers import parquet_bytes, write_table_ipc
+    from pipeline.job.finalize import DATA_COLUMNS
+    from pipeline.stages import apply_stages, build_stages
+
+    scratch.mkdir(parents=True, exist_ok=True)
+    config = _config(path, scratch / "out")
+    storage = Storage()
+    splits = plan_splits(config.input, storage, [str(path)])
+    stages = build_stages(config)
+    max_bytes = int(config.input.max_doc_bytes)
+    times: dict[str, float] = {}
+    times["pyarrow read_json"], table = _best_cpu(
+        lambda: pj.read_json(path, read_options=pj.ReadOptions(use_threads=False)), repeats)
+    times["pyarrow write_table"], _ = _best_cpu(
+        lambda: pq.write_table(table, scratch / "ceiling.parquet", compression="zstd"), repeats)
+    times["siftline read_split"], batches = _best_cpu(
+        lambda: [b.table for s in splits for b in read_split(s, config.input, storage)], repeats)
+    import pyarrow as pa
+
+    read = pa.concat_tables(batches)
+    times["siftline stages (reasons + hash)"], scored = _best_cpu(
+        lambda: apply_stages(read, stages, max_bytes), repeats)
+    times["siftline staged write"], _ = _best_cpu(
+        lambda: write_table_ipc(storage, str(scratch / "stage.arrow"), scored, durable=False),
+        repeats)
+    times["siftline data write (fsync)"], _ = _best_cpu(
+        lambda: storage.write_bytes(str(scratch / "data.parquet"),
+                                    parquet_bytes(scored.select(DATA_COLUMNS), "zstd")), repeats)
+    return times
+
+
+def whole_jobs(inputs: Path, scratch: Path, runs: int) -> list[float]:
+    """CPU seconds of `runs` consecutive jobs in this one process (imports left out, as in
+    bench_throughput.py)."""
+    _pin()
+    import fsspec  # noqa: F401
+    import numba  # noqa: F401
+    import pandas  # noqa: F401  -- pyarrow imports it lazily on the first pa.array()
+    import pyarrow.parquet  # noqa: F401
+
+    import pipeline
+
+    seconds = []
+    for i in range(runs):
+        out = scratch / f"job-{i}"
+        shutil.rmtree(out, ignore_errors=True)
+        config = _config(inputs, out)
+        start = time.process_time()
+        pipeline.run(config)
+        seconds.append(time.process_time() - start)
+    return seconds
+
+
+def _child(args: list[str]) -> Any:
+    env = {**os.environ, **dict.fromkeys(THREAD_ENV, "1")}
+    proc = subprocess.run([sys.executable, __file__, "--child", *args], env=env,
+                          capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr[-4000:])
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# -- parent ------------------------------------------------------------------------------------
+def _slice(data: Path, dest: Path, size: int) -> Path:
+    """The first whole lines of the first file, about `size` bytes."""
+    dest.mkdir(parents=True, exist_ok=True)
+    first = sorted(data.glob("*.jsonl"))[0].read_bytes()[:size]
+    (dest / "slice.jsonl").write_bytes(first[: first.rfind(b"\n") + 1])
+    return dest
+
+
+def _table(head: list[str], rows: list[list[str]], markdown: bool) -> str:
+    if markdown:
+        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+    widths = [max(len(x) for x in col) for col in zip(head, *rows, strict=True)]
+    return "\n".join("  ".join(x.ljust(w) for x, w in zip(r, widths, strict=True))
+                     for r in [head, *rows])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--mb", type=int, default=200)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/siftline-bench"))
+    parser.add_argument("--markdown", action="store_true")
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        kind, path, scratch, n = args.child
+        fn = per_file if kind == "file" else whole_jobs
+        print(json.dumps(fn(Path(path), Path(scratch), int(n))))
+        return
+    data = args.workdir / f"data-{args.mb}mb"
+    meta = _bench_throughput().generate(data, args.mb)
+    scratch = args.workdir / "breakdown"
+    shutil.rmtree(scratch, ignore_errors=True)
+    first = sorted(data.glob("*.jsonl"))[1]
+    steps = _child(["file", str(first), str(scratch / "file"), str(args.repeats)])
+    tiny = _child(["jobs", str(_slice(data, scratch / "slice", 1 << 20)), str(scratch / "t"), "1"])
+    cold, warm = _child(["jobs", str(data), str(scratch / "all"), "2"])
+    shutil.rmtree(scratch, ignore_errors=True)
+
+    mb = first.stat().st_size / 1e6
+    ours = sum(v for k, v in steps.items() if k.startswith("siftline"))
+    theirs = steps["pyarrow read_json"] + steps["pyarrow write_table"]
+    rows = [[k, f"{v:.3f}", f"{mb / v:.0f}"] for k, v in steps.items()]
+    rows += [["pyarrow read + write", f"{theirs:.3f}", f"{mb / theirs:.0f}"],
+             ["siftline, all steps", f"{ours:.3f}", f"{mb / ours:.0f}"]]
+    print(f"one file of {mb:.1f} MB, warm, best of {args.repeats} (CPU s):\n")
+    print(_table(["step", "CPU s", "MB/s"], rows, args.markdown))
+    print(f"\nsteady state: siftline / ceiling = {theirs / ours:.2f}\n")
+    jobs = [["1 MB slice, fresh process", f"{tiny[0]:.2f}"],
+            [f"all {meta['bytes'] / 1e6:.0f} MB, fresh process", f"{cold:.2f}"],
+            [f"all {meta['bytes'] / 1e6:.0f} MB, again in the same process", f"{warm:.2f}"]]
+    print("whole siftline jobs (CPU s):\n")
+    print(_table(["job", "CPU s"], jobs, args.markdown))
+
+
+if __name__ == "__main__":
+    main()
