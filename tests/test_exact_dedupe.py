@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import random
 import unicodedata
+from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pytest
 import xxhash
 
 from pipeline.documents import add_local_reasons, from_records
+from pipeline.stages import exact_dedupe
 from pipeline.stages.exact_dedupe import (
     ExactHash,
     bucket_keys,
@@ -72,6 +75,25 @@ def test_normalisation_equates_whitespace_and_unicode_forms() -> None:
 
 def _scored(records: list[dict]) -> pa.Table:
     return ExactHash()(add_local_reasons(from_records(records), 1000))
+
+
+def test_nfc_table_is_saved_once_and_rebuilt_when_torn(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The table each process loads is the one it would build, whatever the file holds."""
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "cache"))
+    built = exact_dedupe._build_nfc_suspects()
+    saved = exact_dedupe._suspects_file()
+    loads = []
+    for content in (None, b"", b"\x93NUMPY torn", None):
+        if content is not None:
+            saved.write_bytes(content)
+        exact_dedupe._nfc_suspects.cache_clear()
+        loads.append(exact_dedupe._nfc_suspects())
+        assert np.array_equal(np.load(saved), built)
+    exact_dedupe._nfc_suspects.cache_clear()
+    assert all(np.array_equal(table, built) for table in loads)
+    assert [p.name for p in saved.parent.iterdir()] == [saved.name]  # no temporary left
 
 
 @pytest.mark.parametrize("buckets", [1, 3, 16])

@@ -14,6 +14,7 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -116,15 +117,18 @@ def write_jsonl(storage: Storage, uri: str, rows: list[dict[str, Any]]) -> None:
 
 
 def split_by_bytes(table: pa.Table, target_bytes: int, size_column: str) -> list[pa.Table]:
-    """Cut a table into consecutive slices of about `target_bytes` each (never empty)."""
+    """Cut a table into consecutive slices of about `target_bytes` each (never empty): a slice
+    ends at the first row that brings it to `target_bytes`, unless that row is the last."""
     if table.num_rows == 0:
         return []
-    sizes = table.column(size_column).to_pylist()
-    pieces, start, acc = [], 0, 0
-    for i, size in enumerate(sizes):
-        acc += size
-        if acc >= target_bytes and i + 1 < len(sizes):
-            pieces.append(table.slice(start, i + 1 - start))
-            start, acc = i + 1, 0
+    ends = np.cumsum(table.column(size_column).to_numpy(), dtype=np.int64)
+    pieces, start = [], 0
+    while True:
+        before = int(ends[start - 1]) if start else 0  # bytes in the earlier slices
+        last = start + int(np.searchsorted(ends[start:], before + target_bytes))
+        if last + 1 >= table.num_rows:
+            break
+        pieces.append(table.slice(start, last + 1 - start))
+        start = last + 1
     pieces.append(table.slice(start))
     return pieces

@@ -11,9 +11,12 @@ Three steps, each small enough to read in one go:
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import os
 import unicodedata
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import numba
@@ -45,7 +48,46 @@ def _nfc_suspects() -> np.ndarray:
     A superset of the Unicode NFC_QC No/Maybe sets, built from this Python's `unicodedata`:
     characters NFC changes, combining marks, anything that is a non-first part of a canonical
     decomposition, and the Hangul vowel/trailing jamo. A document with none of them is NFC.
+    Building it takes ~0.1 s of per-code-point calls, so each process loads it from a file
+    beside numba's cache (keyed by the Unicode version) once one has written it.
     """
+    cached = _suspects_file()
+    table = _load_suspects(cached)
+    if table is None:
+        table = _build_nfc_suspects()
+        with contextlib.suppress(OSError):  # a read-only install builds it in every process
+            _save_suspects(cached, table)
+    return table
+
+
+def _load_suspects(path: Path) -> np.ndarray | None:
+    """The saved table, or None when it is absent, unreadable, torn or of another shape."""
+    try:
+        table = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError):
+        return None
+    return table if table.shape == (TABLE_LIMIT,) and table.dtype == np.uint8 else None
+
+
+def _save_suspects(path: Path, table: np.ndarray) -> None:
+    """Whole or not at all: written beside it, then renamed (processes may race to save)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(temp, "wb") as handle:
+            np.save(handle, table, allow_pickle=False)
+        os.replace(temp, path)
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+def _suspects_file() -> Path:
+    """Where numba caches this module's kernels: `__pycache__` here, or NUMBA_CACHE_DIR."""
+    base = Path(os.environ.get("NUMBA_CACHE_DIR") or Path(__file__).parent / "__pycache__")
+    return base / f"nfc_suspects-v1-{unicodedata.unidata_version}-{TABLE_LIMIT:x}.npy"
+
+
+def _build_nfc_suspects() -> np.ndarray:
     table = np.zeros(TABLE_LIMIT, np.uint8)
     for cp in range(0x80, TABLE_LIMIT):
         if 0xD800 <= cp < 0xE000:
