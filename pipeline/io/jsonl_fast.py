@@ -3,7 +3,7 @@
 `pyarrow.json.read_json` is about 4x faster than `json.loads` per line but laxer and coarser:
 it skips whitespace between values (so it can read two values from one line, or one value
 from two), accepts `Inf` and `-NaN`, ignores invalid UTF-8 outside the fields it returns, and
-one bad line fails its whole call. So `Screen` sends a line to pyarrow only when its bytes
+one bad line fails its whole call. So `screen` sends a line to pyarrow only when its bytes
 prove it holds one JSON object that `json.loads` would read the same way, and `FastJsonl`
 keeps a row only when pyarrow's values are provably `parse_line`'s. Every other line comes
 back as a `SlowLine` for the line-by-line path, which writes its row or reject as before.
@@ -23,6 +23,7 @@ import pyarrow.json as pj
 
 from pipeline.config import FieldMap
 from pipeline.documents import UNKNOWN_DOMAIN
+from pipeline.io.jsonl_scan import scan_block
 
 BLANK, FAST, SLOW = 0, 1, 2
 # A pyarrow call costs ~0.3 ms more than its bytes, a failed one ~1.5 ms in all, and pyarrow
@@ -32,7 +33,6 @@ MIN_LINES = 32
 MAX_FAILURES = 4  # failed reads a block may always have; one more per BYTES_PER_FAILURE read
 BYTES_PER_FAILURE = 128 << 10
 WINDOW_LINES = 256  # lines per read after a failed one (doubling with each good read)
-_ARROW_ONLY = re.compile(rb"(?:Inf|-NaN)[ \t\r\n]*[,}\]]")  # numbers json.loads rejects
 _ROW_HINT = re.compile(r"in row (\d+)")
 _NULL_TOKEN = re.compile(rb"null")
 _NULL = pa.scalar(None, pa.string())
@@ -70,75 +70,29 @@ class Lines:
             self.kinds[hit] = np.where(self.kinds[hit] == FAST, SLOW, self.kinds[hit])
 
 
-class Screen:
-    """Classifies the lines of a block (see `__call__`). It keeps its work arrays from block
-    to block: a fresh 8 MB temporary costs more in page faults than the pass that fills it."""
-
-    def __init__(self) -> None:
-        self._mask = np.empty(0, bool)
-        self._bytes = np.empty(0, np.uint8)
-
-    def __call__(self, block: bytes) -> Lines:
-        """FAST: starts with `{` and ends with `}` (or `}\r`). A newline between two such
-        lines is never inside a JSON value (no string holds a raw newline; `}` then `{` is
-        valid only between top-level values), so pyarrow reads each line on its own, as one
-        row or more. A FAST line is also valid UTF-8, free of pyarrow's extra numbers and not
-        deep enough to make `json.loads` raise RecursionError. BLANK: empty or JSON
-        whitespace only; both parsers skip it. SLOW: everything else."""
-        arr = np.frombuffer(block, np.uint8)
-        if len(self._mask) < len(arr):
-            self._mask, self._bytes = np.empty(len(arr), bool), np.empty(len(arr), np.uint8)
-        # one pass finds the newlines and the `H`..`O` (`I`, `N`) the number check needs:
-        # b | 0x47 == 0x4F holds for exactly those, and for the controls 0x08..0x0F
-        marks = np.flatnonzero(self._equal(np.bitwise_or(arr, 0x47, out=self._bytes[: len(arr)]),
-                                           0x4F))
-        ends = marks[arr[marks] == 10]
-        if block and block[-1] != 10:
-            ends = np.append(ends, len(block))
-        starts = np.zeros_like(ends)
-        starts[1:] = ends[:-1] + 1
-        size = ends - starts
-        last, before = arr[ends - 1], arr[np.maximum(ends - 2, 0)]
-        closed = (last == 125) | ((last == 13) & (before == 125) & (size > 2))
-        shaped = (size > 1) & (arr[np.minimum(starts, len(arr) - 1)] == 123) & closed
-        lines = Lines(starts, ends, np.where(shaped, FAST, np.where(size > 0, SLOW, BLANK)))
-        for i in np.flatnonzero(lines.kinds == SLOW).tolist():
-            if not block[starts[i] : ends[i]].strip(b" \t\r"):
-                lines.kinds[i] = BLANK
-        _mark_invalid_utf8(block, lines)
-        lines.mark(_arrow_only_numbers(block, arr, marks))
-        lines.mark(self._deep_lines(block, arr, lines))
-        lines.mark(_long_integers(block, arr))
-        return lines
-
-    def _equal(self, arr: np.ndarray, value: int) -> np.ndarray:
-        return np.equal(arr, value, out=self._mask[: len(arr)])
-
-    def _deep_lines(self, block: bytes, arr: np.ndarray, lines: Lines) -> np.ndarray:
-        """Lines with enough `{`/`[` to nest past half the recursion limit, where the line
-        path's `json.loads` may raise RecursionError (which it does not catch)."""
-        limit = sys.getrecursionlimit() // 2
-        opens = np.count_nonzero(self._equal(arr, 123))
-        if block.find(b"[") >= 0:
-            opens += np.count_nonzero(self._equal(arr, 91))
-        if opens - np.count_nonzero(lines.kinds == FAST) < limit - 1:
-            return np.zeros(0, np.int64)  # each FAST line has one `{`; none can reach limit
-        mask = self._equal(arr, 123)
-        np.logical_or(mask, np.equal(arr, 91, out=self._bytes[: len(arr)].view(bool)), out=mask)
-        where = np.flatnonzero(mask)
-        count = np.searchsorted(where, lines.ends) - np.searchsorted(where, lines.starts)
-        return lines.starts[count >= limit]
-
-
-def _arrow_only_numbers(block: bytes, arr: np.ndarray, marks: np.ndarray) -> np.ndarray:
-    """Where pyarrow may read `Inf`, `-Inf` or `-NaN`, which json.loads rejects, given the
-    positions of every `I` and `N` among others; a regex confirms each. (A match inside a
-    string costs only a needless fallback.)"""
-    pos = marks[(marks >= 1) & (marks < len(arr) - 3)]
-    inf = (arr[pos] == 73) & (arr[pos + 1] == 110) & (arr[pos + 2] == 102)
-    nan = (arr[pos] == 78) & (arr[pos - 1] == 45) & (arr[pos + 1] == 97) & (arr[pos + 2] == 78)
-    found = [p - (block[p] == 78) for p in pos[inf | nan].tolist()]
-    return np.array([p for p in found if _ARROW_ONLY.match(block, p)], np.int64)
+def screen(block: bytes) -> Lines:
+    """FAST: starts with `{` and ends with `}` (or `}\r`). A newline between two such lines is
+    never inside a JSON value (no string holds a raw newline; `}` then `{` is valid only
+    between top-level values), so pyarrow reads each line on its own, as one row or more. A
+    FAST line is also valid UTF-8, free of pyarrow's extra numbers and not deep enough to make
+    `json.loads` raise RecursionError. BLANK: empty or JSON whitespace only; both parsers skip
+    it. SLOW: everything else."""
+    arr = np.frombuffer(block, np.uint8)
+    ends, flagged = scan_block(arr, sys.getrecursionlimit() // 2)
+    starts = np.zeros_like(ends)
+    starts[1:] = ends[:-1] + 1
+    size = ends - starts
+    last, before = arr[ends - 1], arr[np.maximum(ends - 2, 0)]
+    closed = (last == 125) | ((last == 13) & (before == 125) & (size > 2))
+    shaped = (size > 1) & (arr[np.minimum(starts, len(arr) - 1)] == 123) & closed
+    lines = Lines(starts, ends, np.where(shaped & ~flagged, FAST,
+                                         np.where(size > 0, SLOW, BLANK)))
+    for i in np.flatnonzero(lines.kinds == SLOW).tolist():
+        if not block[starts[i] : ends[i]].strip(b" \t\r"):
+            lines.kinds[i] = BLANK
+    _mark_invalid_utf8(block, lines)
+    lines.mark(_long_integers(block, arr))
+    return lines
 
 
 def _long_integers(block: bytes, arr: np.ndarray) -> np.ndarray:
@@ -219,7 +173,6 @@ class FastJsonl:
         self.path_domain = path_domain or UNKNOWN_DOMAIN  # used only when it is not None
         self.id_type: pa.DataType = pa.string()  # or int64; the type that last worked
         self.fallbacks = 0
-        self._screen = Screen()
 
     @staticmethod
     def usable(fields: FieldMap, path_domain: str | None) -> bool:
@@ -234,7 +187,7 @@ class FastJsonl:
     ) -> tuple[int, Iterator[Rows | SlowLine]]:
         """How many lines the block holds, and its documents and slow lines in file order;
         `line0` lines of the split come before it."""
-        lines = self._screen(block)
+        lines = screen(block)
         return len(lines.starts), self._items(block, lines, offset, line0)
 
     def _items(
