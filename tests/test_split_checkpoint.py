@@ -98,7 +98,7 @@ def _config(corpus: Path, models: tuple[str, str], output: str = "out",
 def _observed_run(case: Path, config: dict[str, Any]) -> Observed:
     """Run the job in-process from `case`, counting the batches color_filter scores."""
     seen = Observed()
-    score, write = ColorScore.__call__, Storage.write_bytes
+    score, stream = ColorScore.__call__, Storage.write_stream
     staged = Layout.for_output(config["output"]["path"]).stage(0)
 
     def counted(self: ColorScore, table: Any) -> pa.Table:
@@ -107,15 +107,15 @@ def _observed_run(case: Path, config: dict[str, Any]) -> Observed:
             seen.batches, seen.rows = seen.batches + 1, seen.rows + out.num_rows
         return out
 
-    def recorded(self: Storage, uri: str, data: bytes, durable: bool = True) -> None:
+    def recorded(self: Storage, uri: str, produce: Any, durable: bool = True) -> None:
+        stream(self, uri, produce, durable)
         if uri == staged:
-            seen.staged.append(bytes(data))
-        write(self, uri, data, durable)
+            seen.staged.append(Path(uri).read_bytes())
 
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(case)
         patch.setattr(ColorScore, "__call__", counted)
-        patch.setattr(Storage, "write_bytes", recorded)
+        patch.setattr(Storage, "write_stream", recorded)
         assert run(load_config(config)).status == "complete"
     return seen
 

@@ -187,6 +187,13 @@ class Storage:
         with self.atomic_write(uri, durable) as handle:
             handle.write(data)
 
+    def write_stream(self, uri: str, produce: Callable[[IO[bytes]], None],
+                     durable: bool = True) -> None:
+        """`write_bytes` for a file too large to serialise in memory first: `produce` writes
+        it to the handle, and it appears under `uri` only if `produce` returns."""
+        with self.atomic_write(uri, durable) as handle:
+            produce(handle)
+
     def delete(self, uri: str, recursive: bool = False) -> None:
         fs = self.fs(uri)
         if self.exists(uri):

@@ -12,7 +12,7 @@ import hashlib
 import io
 import json
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import pyarrow as pa
@@ -70,9 +70,22 @@ def write_ipc(storage: Storage, uri: str, tables: list[pa.Table], schema: pa.Sch
 
 
 def write_table_ipc(storage: Storage, uri: str, table: pa.Table, durable: bool = True) -> None:
-    """A table as an Arrow IPC file of its own chunks: no concatenating copy of a large staged
-    part, which is only ever read whole."""
+    """A table as an Arrow IPC file of its own chunks: no concatenating copy of a table that
+    is only ever read whole."""
     storage.write_bytes(uri, _ipc_file(table.to_batches(), table.schema), durable)
+
+
+def stream_table_ipc(storage: Storage, uri: str, table: pa.Table, durable: bool = True) -> None:
+    """`write_table_ipc` written straight to the file: for a split's staged part, the largest
+    file of a job, whose serialised copy in memory cost more than writing it (a fresh buffer
+    of its size, faulted in page by page; ~0.25 s per 200 MB here)."""
+
+    def produce(handle: IO[bytes]) -> None:
+        with pa.ipc.new_file(handle, table.schema) as writer:
+            for batch in table.to_batches():
+                writer.write_batch(batch)
+
+    storage.write_stream(uri, produce, durable)
 
 
 def _ipc_file(batches: list[pa.RecordBatch], schema: pa.Schema) -> memoryview:
