@@ -132,6 +132,28 @@ def whole_jobs(inputs: Path, scratch: Path, runs: int) -> list[float]:
     return seconds
 
 
+def first_dispatch(_path: Path, _scratch: Path, _n: int) -> dict[str, Any]:
+    """CPU seconds of the first call into the compiled kernels (the screen's and the hash's,
+    both cached on disk) in a fresh process with the job's modules imported, and whether numba
+    imported scipy on the way (its BLAS check does, where scipy is installed)."""
+    _pin()
+    import fsspec  # noqa: F401
+    import numba  # noqa: F401
+    import pandas  # noqa: F401
+    import pyarrow as pa
+
+    import pipeline.job.runner  # noqa: F401
+    from pipeline.io.jsonl_fast import screen
+    from pipeline.stages.exact_dedupe import normalized_hashes
+
+    had_scipy = "scipy.linalg" in sys.modules
+    start = time.process_time()
+    screen(b'{"text": "a b"}\n')
+    normalized_hashes(pa.array(["a  b"]))
+    seconds = time.process_time() - start
+    return {"seconds": seconds, "imported_scipy": not had_scipy and "scipy.linalg" in sys.modules}
+
+
 def _child(args: list[str]) -> Any:
     env = {**os.environ, **dict.fromkeys(THREAD_ENV, "1")}
     proc = subprocess.run([sys.executable, __file__, "--child", *args], env=env,
@@ -169,7 +191,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         kind, path, scratch, n = args.child
-        fn = per_file if kind == "file" else whole_jobs
+        fn = {"file": per_file, "jobs": whole_jobs, "dispatch": first_dispatch}[kind]
         print(json.dumps(fn(Path(path), Path(scratch), int(n))))
         return
     data = args.workdir / f"data-{args.mb}mb"
@@ -180,6 +202,7 @@ def main() -> None:
     steps = _child(["file", str(first), str(scratch / "file"), str(args.repeats)])
     tiny = _child(["jobs", str(_slice(data, scratch / "slice", 1 << 20)), str(scratch / "t"), "1"])
     cold, warm = _child(["jobs", str(data), str(scratch / "all"), "2"])
+    dispatch = _child(["dispatch", str(data), str(scratch), "1"])
     shutil.rmtree(scratch, ignore_errors=True)
 
     mb = first.stat().st_size / 1e6
@@ -196,6 +219,10 @@ def main() -> None:
             [f"all {meta['bytes'] / 1e6:.0f} MB, again in the same process", f"{warm:.2f}"]]
     print("whole siftline jobs (CPU s):\n")
     print(_table(["job", "CPU s"], jobs, args.markdown))
+    scipy = ("importing scipy.linalg on the way" if dispatch["imported_scipy"]
+             else "scipy.linalg not imported")
+    print(f"\nfirst call into the compiled kernels in a fresh process: {dispatch['seconds']:.2f}"
+          f" CPU s ({scipy})")
 
 
 if __name__ == "__main__":
