@@ -4,11 +4,13 @@ Companion to bench_throughput.py, on its generated data. Two tables, CPU seconds
 pinned to CPU 0 with one thread everywhere:
 
 1. Per file, warm (best of --repeats in one process): pyarrow's read_json and write_table,
-   and siftline's steps on the same file: read_split, the stages (local reasons + exact hash),
-   the staged Arrow write, the data Parquet write.
-2. Whole jobs (`pipeline.run`, local executor, exact dedupe only): on a 1 MB slice in a fresh
-   process (what a job costs regardless of its size), and on all the data in a fresh process,
-   then again in that same process (the warm second run has no fixed or first-touch costs).
+   and siftline's steps on the same file: read_split (and, apart, the screen inside it), the
+   stages (local reasons + exact hash), the staged Arrow write, the data Parquet write.
+2. Whole jobs (`pipeline.run`, local executor, exact dedupe only), with their minor page
+   faults: on a 1 MB slice in a fresh process (what a job costs regardless of its size), and
+   on all the data in a fresh process, then again in that same process (the warm second run
+   has no fixed or first-touch costs).
+Then the first call into the compiled kernels in a fresh process.
 
     python scripts/bench_throughput_breakdown.py --mb 200 --markdown
 """
@@ -19,6 +21,7 @@ import argparse
 import importlib.util
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -76,6 +79,8 @@ def per_file(path: Path, scratch: Path, repeats: int) -> dict[str, float]:
     import pyarrow.json as pj
     import pyarrow.parquet as pq
 
+    from pipeline.io.jsonl import iter_blocks
+    from pipeline.io.jsonl_fast import screen
     from pipeline.io.readers import plan_splits, read_split
     from pipeline.io.storage import Storage
     from pipeline.io.writers import parquet_bytes, stream_table_ipc
@@ -95,6 +100,9 @@ def per_file(path: Path, scratch: Path, repeats: int) -> dict[str, float]:
         lambda: pq.write_table(table, scratch / "ceiling.parquet", compression="zstd"), repeats)
     times["siftline read_split"], batches = _best_cpu(
         lambda: [b.table for s in splits for b in read_split(s, config.input, storage)], repeats)
+    with storage.open(str(path), "rb") as stream:
+        blocks = [block for _, block in iter_blocks(stream, 0, None) if block is not None]
+    times["  of which the screen"], _ = _best_cpu(lambda: [screen(b) for b in blocks], repeats)
     import pyarrow as pa
 
     read = pa.concat_tables(batches)
@@ -109,9 +117,9 @@ def per_file(path: Path, scratch: Path, repeats: int) -> dict[str, float]:
     return times
 
 
-def whole_jobs(inputs: Path, scratch: Path, runs: int) -> list[float]:
-    """CPU seconds of `runs` consecutive jobs in this one process (imports left out, as in
-    bench_throughput.py)."""
+def whole_jobs(inputs: Path, scratch: Path, runs: int) -> list[tuple[float, int]]:
+    """CPU seconds and minor page faults of `runs` consecutive jobs in this one process
+    (imports left out, as in bench_throughput.py)."""
     _pin()
     import fsspec  # noqa: F401
     import numba  # noqa: F401
@@ -121,15 +129,16 @@ def whole_jobs(inputs: Path, scratch: Path, runs: int) -> list[float]:
     import pipeline
     import pipeline.job.runner  # noqa: F401  -- imported late by run(); an import all the same
 
-    seconds = []
+    jobs = []
     for i in range(runs):
         out = scratch / f"job-{i}"
         shutil.rmtree(out, ignore_errors=True)
         config = _config(inputs, out)
-        start = time.process_time()
+        start, faults = time.process_time(), resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         pipeline.run(config)
-        seconds.append(time.process_time() - start)
-    return seconds
+        jobs.append((time.process_time() - start,
+                     resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults))
+    return jobs
 
 
 def first_dispatch(_path: Path, _scratch: Path, _n: int) -> dict[str, Any]:
@@ -214,11 +223,12 @@ def main() -> None:
     print(f"one file of {mb:.1f} MB, warm, best of {args.repeats} (CPU s):\n")
     print(_table(["step", "CPU s", "MB/s"], rows, args.markdown))
     print(f"\nsteady state: siftline / ceiling = {theirs / ours:.2f}\n")
-    jobs = [["1 MB slice, fresh process", f"{tiny[0]:.2f}"],
-            [f"all {meta['bytes'] / 1e6:.0f} MB, fresh process", f"{cold:.2f}"],
-            [f"all {meta['bytes'] / 1e6:.0f} MB, again in the same process", f"{warm:.2f}"]]
-    print("whole siftline jobs (CPU s):\n")
-    print(_table(["job", "CPU s"], jobs, args.markdown))
+    mb_all = f"{meta['bytes'] / 1e6:.0f} MB"
+    jobs = [[name, f"{cpu:.2f}", f"{faults:,}"] for name, (cpu, faults) in [
+        ("1 MB slice, fresh process", tiny[0]), (f"all {mb_all}, fresh process", cold),
+        (f"all {mb_all}, again in the same process", warm)]]
+    print("whole siftline jobs:\n")
+    print(_table(["job", "CPU s", "minor page faults"], jobs, args.markdown))
     scipy = ("importing scipy.linalg on the way" if dispatch["imported_scipy"]
              else "scipy.linalg not imported")
     print(f"\nfirst call into the compiled kernels in a fresh process: {dispatch['seconds']:.2f}"

@@ -7,7 +7,7 @@ zero-fill memory it just released: ~10% of a read -> exact-dedupe -> write job o
 (scripts/bench_throughput.py). Fixing the threshold at glibc's 64-bit maximum (32 MB) keeps
 such buffers in the heap for reuse, and a trim threshold of 256 MB keeps glibc from handing
 the freed top of the heap back after each split (which made every read of the next block
-fault its pages in again: ~2/3 of a job's page faults). The peak resident memory is
+fault its pages in again: most of a job's page faults). The peak resident memory is
 unchanged; only the time to reach it is saved, and a worker between splits holds on to up to
 256 MB it has freed. Elsewhere (macOS, musl) this does nothing.
 """

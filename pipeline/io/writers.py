@@ -78,7 +78,7 @@ def write_table_ipc(storage: Storage, uri: str, table: pa.Table, durable: bool =
 def stream_table_ipc(storage: Storage, uri: str, table: pa.Table, durable: bool = True) -> None:
     """`write_table_ipc` written straight to the file: for a split's staged part, the largest
     file of a job, whose serialised copy in memory cost more than writing it (a fresh buffer
-    of its size, faulted in page by page; ~0.25 s per 200 MB here)."""
+    of its size, faulted in page by page)."""
 
     def produce(handle: IO[bytes]) -> None:
         with pa.ipc.new_file(handle, table.schema) as writer:

@@ -48,8 +48,8 @@ def _nfc_suspects() -> np.ndarray:
     A superset of the Unicode NFC_QC No/Maybe sets, built from this Python's `unicodedata`:
     characters NFC changes, combining marks, anything that is a non-first part of a canonical
     decomposition, and the Hangul vowel/trailing jamo. A document with none of them is NFC.
-    Building it takes ~0.1 s of per-code-point calls, so each process loads it from a file
-    beside numba's cache (keyed by the Unicode version) once one has written it.
+    Building it takes ~200k `unicodedata` calls, so each process loads it from a file beside
+    numba's cache (keyed by the Unicode version) once one has written it.
     """
     cached = _suspects_file()
     table = _load_suspects(cached)
