@@ -184,13 +184,12 @@ class Storage:
                 os.remove(tmp)
 
     def write_bytes(self, uri: str, data: bytes | memoryview, durable: bool = True) -> None:
-        with self.atomic_write(uri, durable) as handle:
-            handle.write(data)
+        self.write_stream(uri, lambda handle: handle.write(data), durable)
 
-    def write_stream(self, uri: str, produce: Callable[[IO[bytes]], None],
+    def write_stream(self, uri: str, produce: Callable[[IO[bytes]], Any],
                      durable: bool = True) -> None:
-        """`write_bytes` for a file too large to serialise in memory first: `produce` writes
-        it to the handle, and it appears under `uri` only if `produce` returns."""
+        """A file that appears under `uri` whole, once `produce` has written it to the handle
+        and returned; for one too large to serialise in memory first, `produce` streams it."""
         with self.atomic_write(uri, durable) as handle:
             produce(handle)
 
