@@ -83,7 +83,7 @@ def per_file(path: Path, scratch: Path, repeats: int) -> dict[str, float]:
     from pipeline.io.jsonl_fast import screen
     from pipeline.io.readers import plan_splits, read_split
     from pipeline.io.storage import Storage
-    from pipeline.io.writers import parquet_bytes, stream_table_ipc
+    from pipeline.io.writers import parquet_bytes, write_table_ipc
     from pipeline.job.finalize import DATA_COLUMNS
     from pipeline.stages import apply_stages, build_stages
 
@@ -109,7 +109,7 @@ def per_file(path: Path, scratch: Path, repeats: int) -> dict[str, float]:
     times["siftline stages (reasons + hash)"], scored = _best_cpu(
         lambda: apply_stages(read, stages, max_bytes), repeats)
     times["siftline staged write"], _ = _best_cpu(
-        lambda: stream_table_ipc(storage, str(scratch / "stage.arrow"), scored, durable=False),
+        lambda: write_table_ipc(storage, str(scratch / "stage.arrow"), scored, durable=False),
         repeats)
     times["siftline data write (fsync)"], _ = _best_cpu(
         lambda: storage.write_bytes(str(scratch / "data.parquet"),

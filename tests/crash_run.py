@@ -21,10 +21,13 @@ Nothing here changes what the pipeline writes; it only decides when the process 
 from __future__ import annotations
 
 import fnmatch
+import io
 import json
 import os
 import signal
 import sys
+from collections.abc import Callable
+from typing import IO, Any
 
 from pipeline.config import load_config
 from pipeline.io.storage import Storage
@@ -59,23 +62,26 @@ def install_kill_point(die_at: str) -> None:
         return
     if when not in ("before", "during", "after"):
         raise SystemExit(f"unknown kill point {die_at!r}")
-    original_write = Storage.write_bytes
+    original_write = Storage.write_stream  # every file write goes through it
 
-    def write_bytes(self: Storage, uri: str, data: bytes, durable: bool = True) -> None:
+    def write_stream(self: Storage, uri: str, produce: Callable[[IO[bytes]], Any],
+                     durable: bool = True) -> None:
         if not hit(uri):
-            original_write(self, uri, data, durable)
+            original_write(self, uri, produce, durable)
             return
         if when == "before":
             _die()
         if when == "during":
+            whole = io.BytesIO()
+            produce(whole)
             with self.atomic_write(uri) as handle:
-                handle.write(data[: len(data) // 2])
+                handle.write(whole.getvalue()[: len(whole.getvalue()) // 2])
                 handle.flush()
                 _die()
-        original_write(self, uri, data, durable)
+        original_write(self, uri, produce, durable)
         _die()
 
-    Storage.write_bytes = write_bytes  # type: ignore[method-assign]
+    Storage.write_stream = write_stream  # type: ignore[method-assign]
 
 
 def main(argv: list[str]) -> int:

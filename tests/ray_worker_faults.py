@@ -43,16 +43,16 @@ def _log_scored_batches(log: Path) -> None:
 
 
 def _die_after_checkpoints(marker: Path, nth: int) -> None:
-    original = Storage.write_bytes
+    original = Storage.write_stream  # every file write goes through it
     seen = 0
 
-    def write_bytes(self: Storage, uri: str, data: bytes, durable: bool = True) -> None:
+    def write_stream(self: Storage, uri: str, produce: Any, durable: bool = True) -> None:
         nonlocal seen
-        original(self, uri, data, durable)
+        original(self, uri, produce, durable)
         if CHECKPOINTS in uri:
             seen += 1
             if seen == nth and not marker.exists():
                 marker.touch()
                 os._exit(1)
 
-    Storage.write_bytes = write_bytes  # type: ignore[method-assign]
+    Storage.write_stream = write_stream  # type: ignore[method-assign]

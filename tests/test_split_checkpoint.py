@@ -159,14 +159,14 @@ def test_only_model_stages_ask_for_checkpoints(tmp_path: Path, models: tuple[str
     case = tmp_path / "cheap"
     case.mkdir()
     writes: list[str] = []
-    write = Storage.write_bytes
+    write = Storage.write_stream  # every file write goes through it
 
-    def recorded(self: Storage, uri: str, data: bytes, durable: bool = True) -> None:
+    def recorded(self: Storage, uri: str, produce: Any, durable: bool = True) -> None:
         writes.append(uri)
-        write(self, uri, data, durable)
+        write(self, uri, produce, durable)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(Storage, "write_bytes", recorded)
+        patch.setattr(Storage, "write_stream", recorded)
         config = _config(corpus, models)
         config["stages"] = {"near_dedupe": {"enabled": True}}
         patch.chdir(case)

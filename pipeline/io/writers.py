@@ -66,39 +66,26 @@ def write_ipc(storage: Storage, uri: str, tables: list[pa.Table], schema: pa.Sch
         combined = table.combine_chunks()
         batches.append(combined.to_batches()[0] if combined.num_rows
                        else pa.RecordBatch.from_pylist([], schema=schema))
-    storage.write_bytes(uri, _ipc_file(batches, schema), durable)
+    _write_batches(storage, uri, batches, schema, durable)
 
 
 def write_table_ipc(storage: Storage, uri: str, table: pa.Table, durable: bool = True) -> None:
-    """A table as an Arrow IPC file of its own chunks: no concatenating copy of a table that
-    is only ever read whole."""
-    storage.write_bytes(uri, _ipc_file(table.to_batches(), table.schema), durable)
+    """A table as an Arrow IPC file of its own chunks, for a table only ever read whole: no
+    concatenating copy, and no serialised copy in memory (a split's staged part is the largest
+    file of a job; a buffer of its size cost more to fault in than the file cost to write)."""
+    _write_batches(storage, uri, table.to_batches(), table.schema, durable)
 
 
-def stream_table_ipc(storage: Storage, uri: str, table: pa.Table, durable: bool = True) -> None:
-    """`write_table_ipc` written straight to the file: for a split's staged part, the largest
-    file of a job, whose serialised copy in memory cost more than writing it (a fresh buffer
-    of its size, faulted in page by page)."""
+def _write_batches(storage: Storage, uri: str, batches: list[pa.RecordBatch],
+                   schema: pa.Schema, durable: bool) -> None:
+    """Written straight to the file, which appears whole (`Storage.write_stream`)."""
 
     def produce(handle: IO[bytes]) -> None:
-        with pa.ipc.new_file(handle, table.schema) as writer:
-            for batch in table.to_batches():
+        with pa.ipc.new_file(handle, schema) as writer:
+            for batch in batches:
                 writer.write_batch(batch)
 
     storage.write_stream(uri, produce, durable)
-
-
-def _ipc_file(batches: list[pa.RecordBatch], schema: pa.Schema) -> memoryview:
-    """Serialised into one buffer sized up front (a growing one is copied as it doubles), and
-    handed on as a view of it, not copied into a `bytes`."""
-    size = sum(pa.ipc.get_record_batch_size(b) for b in batches)
-    size += 4 * schema.serialize().size + 256 * len(batches) + 4096  # schema twice, footer
-    buffer = pa.allocate_buffer(size)
-    sink = pa.FixedSizeBufferWriter(buffer)
-    with pa.ipc.new_file(sink, schema) as writer:
-        for batch in batches:
-            writer.write_batch(batch)
-    return memoryview(buffer)[: sink.tell()]
 
 
 def read_ipc_batch(storage: Storage, uri: str, index: int) -> pa.Table:

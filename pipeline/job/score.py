@@ -16,7 +16,7 @@ from pipeline.documents import make_table
 from pipeline.executors.allocator import keep_large_buffers
 from pipeline.io.readers import Split, read_split
 from pipeline.io.storage import Storage, is_remote
-from pipeline.io.writers import read_json, stream_table_ipc, write_json, write_jsonl
+from pipeline.io.writers import read_json, write_json, write_jsonl, write_table_ipc
 from pipeline.job.split_checkpoint import SplitCheckpoints, wants_checkpoints
 from pipeline.layout import Layout
 from pipeline.stages import REGISTRY, Stage, apply_stages, build_stages, empty_scored_table
@@ -56,7 +56,7 @@ class SplitScorer:
         empty = empty_scored_table(self.stages, max_bytes)
         table = pa.concat_tables([empty, *tables]) if tables else empty
         # the largest file of the job, and scratch: checked on resume instead of fsynced
-        stream_table_ipc(self.storage, self.layout.stage(split.index), table, durable=False)
+        write_table_ipc(self.storage, self.layout.stage(split.index), table, durable=False)
         rejects_rel = None
         if rejects:
             rejects_rel = self.layout.rejects_rel(split.index)
