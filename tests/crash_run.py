@@ -74,8 +74,9 @@ def install_kill_point(die_at: str) -> None:
         if when == "during":
             whole = io.BytesIO()
             produce(whole)
+            data = whole.getvalue()
             with self.atomic_write(uri) as handle:
-                handle.write(whole.getvalue()[: len(whole.getvalue()) // 2])
+                handle.write(data[: len(data) // 2])
                 handle.flush()
                 _die()
         original_write(self, uri, produce, durable)
