@@ -40,12 +40,21 @@ COPY requirements.lock /tmp/requirements.lock
 RUN pip install --no-cache-dir --extra-index-url "${TORCH_INDEX_URL}" -r /tmp/requirements.lock \
     && rm /tmp/requirements.lock
 
-COPY pyproject.toml README.md /tmp/siftline-src/
+COPY pyproject.toml setup.py README.md /tmp/siftline-src/
 COPY pipeline /tmp/siftline-src/pipeline
 COPY kernels /tmp/siftline-src/kernels
-RUN pip install --no-cache-dir --extra-index-url "${TORCH_INDEX_URL}" \
+# setup.py's two compiled kernels need a C compiler (and Python's headers) only to build: they
+# are installed for this step and removed after it; the import checks that both were built.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && if [ ! -e "$(python3 -c 'import sysconfig; print(sysconfig.get_path("include"))')/Python.h" ]; \
+       then apt-get install -y --no-install-recommends python3-dev; fi \
+    && pip install --no-cache-dir --extra-index-url "${TORCH_INDEX_URL}" \
         "/tmp/siftline-src[${EXTRAS}]" \
-    && rm -rf /tmp/siftline-src
+    && python3 -c "import pipeline.io._jsonl_scan, pipeline.stages._whitespace" \
+    && apt-get purge -y --auto-remove gcc libc6-dev python3-dev \
+    && rm -rf /var/lib/apt/lists/* /tmp/siftline-src
 
 COPY --chown=10001:10001 configs /home/siftline/configs
 # A numeric user, so Kubernetes can check runAsNonRoot.

@@ -142,9 +142,10 @@ def whole_jobs(inputs: Path, scratch: Path, runs: int) -> list[tuple[float, int]
 
 
 def first_dispatch(_path: Path, _scratch: Path, _n: int) -> dict[str, Any]:
-    """CPU seconds of the first call into the compiled kernels (the screen's and the hash's,
-    both cached on disk) in a fresh process with the job's modules imported, and whether numba
-    imported scipy on the way (its BLAS check does, where scipy is installed)."""
+    """CPU seconds of the first call into the compiled kernels (the screen's and the hash's:
+    the C builds made at install, or numba's, cached on disk) in a fresh process with the job's
+    modules imported, and whether numba imported scipy on the way (its BLAS check does, where
+    scipy is installed)."""
     _pin()
     import fsspec  # noqa: F401
     import numba  # noqa: F401
@@ -152,7 +153,9 @@ def first_dispatch(_path: Path, _scratch: Path, _n: int) -> dict[str, Any]:
     import pyarrow as pa
 
     import pipeline.job.runner  # noqa: F401
+    from pipeline.io import jsonl_scan
     from pipeline.io.jsonl_fast import screen
+    from pipeline.stages import exact_dedupe
     from pipeline.stages.exact_dedupe import normalized_hashes
 
     had_scipy = "scipy.linalg" in sys.modules
@@ -160,7 +163,10 @@ def first_dispatch(_path: Path, _scratch: Path, _n: int) -> dict[str, Any]:
     screen(b'{"text": "a b"}\n')
     normalized_hashes(pa.array(["a  b"]))
     seconds = time.process_time() - start
-    return {"seconds": seconds, "imported_scipy": not had_scipy and "scipy.linalg" in sys.modules}
+    builds = {"C" if module.compiled is not None else "numba"
+              for module in (jsonl_scan, exact_dedupe)}
+    return {"seconds": seconds, "imported_scipy": not had_scipy and "scipy.linalg" in sys.modules,
+            "build": " and ".join(sorted(builds))}
 
 
 def _child(args: list[str]) -> Any:
@@ -231,8 +237,8 @@ def main() -> None:
     print(_table(["job", "CPU s", "minor page faults"], jobs, args.markdown))
     scipy = ("importing scipy.linalg on the way" if dispatch["imported_scipy"]
              else "scipy.linalg not imported")
-    print(f"\nfirst call into the compiled kernels in a fresh process: {dispatch['seconds']:.2f}"
-          f" CPU s ({scipy})")
+    print(f"\nfirst call into the compiled kernels ({dispatch['build']} build) in a fresh process:"
+          f" {dispatch['seconds']:.2f} CPU s ({scipy})")
 
 
 if __name__ == "__main__":

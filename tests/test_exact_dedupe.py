@@ -37,12 +37,25 @@ def random_text(rng: random.Random) -> str:
     return "".join(pieces)
 
 
+@pytest.fixture(params=["compiled", "numba"])
+def kernel(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Which build of the collapse kernel `normalized_hashes` runs: the C one made at install
+    (`_whitespace.c`) or numba's."""
+    if request.param == "numba":
+        monkeypatch.setattr(exact_dedupe, "compiled", None)
+    elif exact_dedupe.compiled is None:
+        pytest.skip("installed without a C compiler: only numba's build is there")
+    return request.param
+
+
+@pytest.mark.usefixtures("kernel")
 def test_hash_equals_python_definition_on_random_text() -> None:
     rng = random.Random(7)
     texts = [random_text(rng) for _ in range(2000)] + ["", " ", "\u00a0\u3000"]
     assert normalized_hashes(pa.array(texts)).to_pylist() == [reference_hash(t) for t in texts]
 
 
+@pytest.mark.usefixtures("kernel")
 def test_hash_equals_python_definition_at_every_alignment() -> None:
     """Long ASCII runs take the eight-byte path; spaces and controls at every offset of a word
     (and at the documents' edges) must make it fall back exactly where they should."""
@@ -58,6 +71,7 @@ def test_hash_equals_python_definition_at_every_alignment() -> None:
     assert normalized_hashes(pa.array(texts)).to_pylist() == [reference_hash(t) for t in texts]
 
 
+@pytest.mark.usefixtures("kernel")
 def test_hash_handles_chunked_and_sliced_input() -> None:
     texts = ["a  b", "c", " d ", "e\tf"]
     chunked = pa.chunked_array([pa.array(texts[:2]), pa.array(texts[2:])])
@@ -67,6 +81,22 @@ def test_hash_handles_chunked_and_sliced_input() -> None:
     assert normalized_hashes(pa.array([], pa.string())).to_pylist() == []
 
 
+def test_compiled_collapse_refuses_offsets_past_its_buffers() -> None:
+    """The C build checks the offsets before its loop runs unchecked over them."""
+    if exact_dedupe.compiled is None:
+        pytest.skip("installed without a C compiler")
+    table, data = np.zeros(16, np.uint8), np.frombuffer(b"ab cd", np.uint8)
+    out, out_offsets, suspect = np.empty(5, np.uint8), np.empty(2, np.int64), np.zeros(1, bool)
+    for offsets in ([0, 9], [3, 1]):  # past the data; decreasing
+        with pytest.raises(ValueError, match="do not match the offsets"):
+            exact_dedupe.compiled.collapse(data, np.array(offsets, np.int64), out, out_offsets,
+                                           table, suspect)
+    exact_dedupe.compiled.collapse(data, np.array([0, 5], np.int64), out, out_offsets, table,
+                                   suspect)
+    assert bytes(out[: out_offsets[1]]) == b"ab cd"
+
+
+@pytest.mark.usefixtures("kernel")
 def test_normalisation_equates_whitespace_and_unicode_forms() -> None:
     hashes = normalized_hashes(pa.array(["café  au\nlait", "cafe\u0301 au lait ", "cafe au lait"]))
     assert hashes[0] == hashes[1]

@@ -8,12 +8,20 @@ Two things are found here (the rest of the screen is cheap per line, see `jsonl_
   more `{` and `[` (a bound on its depth).
 Eight bytes are tested at a time (SWAR): text holds one of `\\n { [ I N` in few words, and only
 those words take the one-byte step. Numpy needed four passes and a scatter for the same.
+
+`_jsonl_scan.c` is this kernel compiled at install (when a C compiler is there); `scan_block`
+uses it, which spares each process numba's start-up (~0.6 s), and falls back to numba's.
 """
 
 from __future__ import annotations
 
 import numba
 import numpy as np
+
+try:
+    from pipeline.io import _jsonl_scan as compiled
+except ImportError:  # installed without a C compiler
+    compiled = None
 
 U64 = np.uint64
 _ONES, _HIGH = U64(0x0101010101010101), U64(0x8080808080808080)
@@ -139,6 +147,16 @@ def scan_lines(
 
 
 def scan_block(arr: np.ndarray, depth_limit: int) -> tuple[np.ndarray, np.ndarray]:
+    """`scan_lines` on a block's bytes: compiled at install if it was, else by numba."""
+    if compiled is None:
+        return scan_block_numba(arr, depth_limit)
+    room = compiled.count_newlines(arr) + 1
+    ends, flagged = np.empty(room, np.int64), np.empty(room, np.bool_)
+    count = compiled.scan_lines(arr, depth_limit, ends, flagged)
+    return ends[:count], flagged[:count]
+
+
+def scan_block_numba(arr: np.ndarray, depth_limit: int) -> tuple[np.ndarray, np.ndarray]:
     """`scan_lines` on a block's bytes, with the aligned word view it reads."""
     head = min(-arr.ctypes.data % 8, len(arr))
     whole = (len(arr) - head) // 8

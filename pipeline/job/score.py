@@ -98,8 +98,9 @@ def score_split(scorer: SplitScorer, split: Split) -> dict[str, Any]:
 
 
 def warm_worker(config: PipelineConfig) -> None:
-    """Import every phase's code and load the CPU stages' compiled kernels (numba's cache) on a
-    two-row table, so that a fresh worker process pays for them before the first timed phase."""
+    """Import every phase's code and load the CPU stages' compiled kernels (the C builds, or
+    numba's cache where there are none, and near-dedupe's numba kernels) on a two-row table, so
+    that a fresh worker process pays for them before the first timed phase."""
     import pipeline.job.runner  # noqa: F401 - the later phases' task functions live there
 
     stages = [REGISTRY[name](config) for name in config.stages.enabled() if name in CPU_STAGES]

@@ -27,6 +27,11 @@ import xxhash
 
 from pipeline.documents import active_mask, as_table
 
+try:
+    from pipeline.stages import _whitespace as compiled
+except ImportError:  # installed without a C compiler: numba's kernel serves
+    compiled = None
+
 HASH_COLUMN = "exact_hash"
 REP_COLUMN = "exact_rep"
 HASH_TYPE = pa.binary(16)
@@ -227,7 +232,12 @@ def _collapse(texts: pa.Array) -> tuple[np.ndarray, list[int], np.ndarray]:
     data = np.frombuffer(data_buf, np.uint8) if data_buf is not None else np.zeros(0, np.uint8)
     out = np.empty(max(int(offsets[-1] - offsets[0]), 1), np.uint8)
     suspect = np.zeros(len(large), np.bool_)
-    out_offsets = _collapse_whitespace(data, offsets, out, _BYTE_CLASS, _nfc_suspects(), suspect)
+    if compiled is not None:  # `_whitespace.c`: the same kernel compiled at install
+        out_offsets = np.empty(len(large) + 1, np.int64)
+        compiled.collapse(data, offsets, out, out_offsets, _nfc_suspects(), suspect)
+    else:
+        out_offsets = _collapse_whitespace(data, offsets, out, _BYTE_CLASS, _nfc_suspects(),
+                                           suspect)
     return out, out_offsets.tolist(), suspect
 
 
