@@ -81,18 +81,43 @@ def add_local_reasons(table: pa.Table, max_doc_bytes: int) -> pa.Table:
     return table.append_column("drop_reason", pc.cast(reason, pa.string()))
 
 
+# Bytes a whitespace character can start with: ASCII up to ' ' (a superset of its whitespace)
+# and the UTF-8 lead bytes of U+0085, U+00A0, U+1680, U+2000-U+205F and U+3000, all that
+# `utf8_trim_whitespace` trims (tests/test_documents.py checks this over every code point).
+_MAY_START_BLANK = np.zeros(256, bool)
+_MAY_START_BLANK[: 0x21] = True
+_MAY_START_BLANK[[0xC2, 0xE1, 0xE2, 0xE3]] = True
+
+
 def _blank(text: pa.ChunkedArray | pa.Array, n_bytes: pa.Array) -> pa.Array:
-    """Empty or whitespace-only. Only rows that are empty or start with a space can be, so
-    only those are trimmed (trimming every row would copy all the text once more)."""
-    first = pc.utf8_slice_codeunits(text, 0, 1)
-    maybe = pc.or_(pc.equal(n_bytes, 0), pc.utf8_is_space(first))
-    rows = np.flatnonzero(np.asarray(maybe.to_numpy(zero_copy_only=False), bool))
+    """Empty or whitespace-only. Only rows that are empty or start with a byte a whitespace
+    character can start with can be, so only those are trimmed (trimming every row would copy
+    all the text once more); their first bytes are read straight from the buffers."""
+    chunks = text.chunks if isinstance(text, pa.ChunkedArray) else [text]
+    maybe = [_may_be_blank(chunk) for chunk in chunks]
+    rows = np.flatnonzero(np.concatenate(maybe)) if maybe else np.zeros(0, np.int64)
     blank = np.zeros(len(text), bool)
     if len(rows):
         trimmed = pc.utf8_trim_whitespace(text.take(pa.array(rows)))
         blank[rows] = np.asarray(pc.equal(pc.utf8_length(trimmed), 0).to_numpy(
             zero_copy_only=False), bool)
     return pa.array(blank)
+
+
+def _may_be_blank(chunk: pa.Array) -> np.ndarray:
+    """Rows that are empty (or null) or whose first byte may start a whitespace character."""
+    if len(chunk) == 0:
+        return np.zeros(0, bool)
+    if not (pa.types.is_string(chunk.type) or pa.types.is_large_string(chunk.type)):
+        chunk = chunk.cast(pa.large_string())
+    width = np.int64 if pa.types.is_large_string(chunk.type) else np.int32
+    offsets = np.frombuffer(chunk.buffers()[1], width)[chunk.offset : chunk.offset + len(chunk) + 1]
+    starts, ends = offsets[:-1], offsets[1:]
+    data = chunk.buffers()[2]
+    if data is None or len(data) == 0:
+        return np.ones(len(chunk), bool)
+    first = np.frombuffer(data, np.uint8)[np.minimum(starts, len(data) - 1)]
+    return (ends <= starts) | _MAY_START_BLANK[first]
 
 
 def active_mask(table: pa.Table) -> pa.ChunkedArray:
