@@ -4,6 +4,7 @@ its builds, the C one made at install (`_jsonl_scan.c`) and numba's."""
 from __future__ import annotations
 
 import bisect
+import os
 import random
 import re
 import shutil
@@ -90,13 +91,25 @@ def test_compiled_scan_refuses_arrays_without_room() -> None:
         jsonl_scan.compiled.scan_lines(b"{}\n{}\n", 500, ends, flagged)
 
 
+def test_numba_builds_can_be_asked_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline import c_kernels
+
+    monkeypatch.setenv(c_kernels.ENV, "numba")
+    assert c_kernels.load("pipeline.io._jsonl_scan") is None
+    monkeypatch.setenv(c_kernels.ENV, "")
+    assert c_kernels.load("pipeline.io._no_such_build") is None
+
+
 @pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None,
                     reason="no C compiler: the install skips the compiled builds")
 def test_compiled_builds_exist_where_a_compiler_does() -> None:
     """The install builds them as optional extensions: one that failed to compile would
     otherwise go unnoticed, each process quietly paying numba's start-up instead."""
+    from pipeline import c_kernels
     from pipeline.stages import exact_dedupe
 
     rebuild = "not built: `pip install -e .` builds them (its log says why one failed)"
+    if os.environ.get(c_kernels.ENV, "").strip().lower() == "numba":
+        pytest.skip(f"{c_kernels.ENV}=numba asks for numba's builds")
     assert jsonl_scan.compiled is not None, rebuild
     assert exact_dedupe.compiled is not None, rebuild

@@ -10,7 +10,7 @@ Eight bytes are tested at a time (SWAR): text holds one of `\\n { [ I N` in few 
 those words take the one-byte step. Numpy needed four passes and a scatter for the same.
 
 `_jsonl_scan.c` is this kernel compiled at install (when a C compiler is there); `scan_block`
-uses it, which spares each process numba's start-up (~0.6 s), and falls back to numba's.
+uses it, which spares each process numba's start-up (~0.6 s), or else numba's (`c_kernels`).
 """
 
 from __future__ import annotations
@@ -18,10 +18,9 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-try:
-    from pipeline.io import _jsonl_scan as compiled
-except ImportError:  # installed without a C compiler
-    compiled = None
+from pipeline.c_kernels import load
+
+compiled = load("pipeline.io._jsonl_scan")
 
 U64 = np.uint64
 _ONES, _HIGH = U64(0x0101010101010101), U64(0x8080808080808080)

@@ -25,12 +25,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import xxhash
 
+from pipeline.c_kernels import load
 from pipeline.documents import active_mask, as_table
 
-try:
-    from pipeline.stages import _whitespace as compiled
-except ImportError:  # installed without a C compiler: numba's kernel serves
-    compiled = None
+compiled = load("pipeline.stages._whitespace")  # the collapse kernel's C build, or numba's
 
 HASH_COLUMN = "exact_hash"
 REP_COLUMN = "exact_rep"
