@@ -43,8 +43,8 @@ RUN pip install --no-cache-dir --extra-index-url "${TORCH_INDEX_URL}" -r /tmp/re
 COPY pyproject.toml setup.py README.md /tmp/siftline-src/
 COPY pipeline /tmp/siftline-src/pipeline
 COPY kernels /tmp/siftline-src/kernels
-# setup.py's two compiled kernels need a C compiler (and Python's headers) only to build: they
-# are installed for this step and removed after it; the import checks that both were built.
+# setup.py's three compiled kernels need a C compiler (and Python's headers) only to build:
+# they are installed for this step and removed after it; the import checks that all were built.
 # hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends gcc libc6-dev \
@@ -52,7 +52,7 @@ RUN apt-get update \
        then apt-get install -y --no-install-recommends python3-dev; fi \
     && pip install --no-cache-dir --extra-index-url "${TORCH_INDEX_URL}" \
         "/tmp/siftline-src[${EXTRAS}]" \
-    && python3 -c "import pipeline.io._jsonl_scan, pipeline.stages._whitespace" \
+    && python3 -c "import pipeline.io._jsonl_parse, pipeline.io._jsonl_scan, pipeline.stages._whitespace" \
     && apt-get purge -y --auto-remove gcc libc6-dev python3-dev \
     && rm -rf /var/lib/apt/lists/* /tmp/siftline-src
 

@@ -1,10 +1,12 @@
-"""Which build of a compiled kernel runs: the C one `pip install` makes, or numba's.
+"""Which build of a compiled kernel runs: the C one `pip install` makes, or the fallback.
 
-Two kernels on the read -> exact-dedupe path (`io/_jsonl_scan.c`, `stages/_whitespace.c`)
-have C builds, compiled at install as optional extensions (`setup.py`), which spare a process
-numba's start-up (~0.6 s). Where there was no C compiler they are missing and numba's builds of
-the same kernels serve, with the same results. `SIFTLINE_KERNELS=numba` picks numba's even
-where the C builds exist: to compare the two, or to rule one out.
+Three kernels on the read -> exact-dedupe path have C builds, compiled at install as optional
+extensions (`setup.py`). Two (`io/_jsonl_scan.c`, `stages/_whitespace.c`) are twins of numba
+kernels and spare a process numba's start-up (~0.6 s); the third (`io/_jsonl_parse.c`) reads
+JSON Lines in one pass where pyarrow's reader and a screen would serve. Where there was no C
+compiler they are missing and the fallbacks serve, with the same results.
+`SIFTLINE_KERNELS=numba` picks the fallbacks even where the C builds exist: to compare the
+two, or to rule one out.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 Compares siftline's end-to-end job (`pipeline.run`, local executor, exact dedupe, zstd) with
 pyarrow's own JSON read + Parquet write of the same files (the ceiling) and with datatrove's
 JsonlReader -> ParquetWriter; siftline twice, with its C kernels (as installed where there is
-a C compiler) and with numba's (`SIFTLINE_KERNELS=numba`, as installed without one). Every run
+a C compiler) and with their fallbacks, pyarrow's JSON reader and numba's kernels
+(`SIFTLINE_KERNELS=numba`, as installed without one). Every run
 is a fresh subprocess pinned to CPU 0 with one thread everywhere; the time of a method is the
 median of --repeats runs, and each goal is checked on the median of the repeats' ratios (a
 repeat runs the methods back to back, so its ratio does not see the machine drift between
@@ -38,10 +39,10 @@ WS_VARIANT_RATE = 0.3  # share of duplicates that differ from their original in 
 METHODS = {
     "ceiling": "pyarrow read_json + write_table (ceiling)",
     "siftline": "siftline run (exact dedupe)",
-    "siftline-numba": "siftline run, numba's kernels (as without a C compiler)",
+    "siftline-fallback": "siftline run, no C builds (as without a C compiler)",
     "datatrove": "datatrove JsonlReader -> ParquetWriter",
 }
-METHOD_ENV = {"siftline-numba": {"SIFTLINE_KERNELS": "numba"}}  # pipeline/c_kernels.py
+METHOD_ENV = {"siftline-fallback": {"SIFTLINE_KERNELS": "numba"}}  # pipeline/c_kernels.py
 THREAD_ENV = ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 COMMON_WORDS = (
     "the of and to a in is that for it as was with be by on not he this are or his from at which"
@@ -197,7 +198,7 @@ def run_datatrove(data: Path, out: Path) -> Job:
 
 
 RUNNERS: dict[str, Callable[[Path, Path], Job]] = {
-    "ceiling": run_ceiling, "siftline": run_siftline, "siftline-numba": run_siftline,
+    "ceiling": run_ceiling, "siftline": run_siftline, "siftline-fallback": run_siftline,
     "datatrove": run_datatrove}
 
 
@@ -280,7 +281,7 @@ def report(meta: dict[str, Any], runs: dict[str, list[dict[str, Any]]], markdown
         f" ({'matches' if dropped == meta['duplicates'] else 'DOES NOT match'}).",
         "All write zstd Parquet (datatrove's default would be snappy); siftline's output"
         " MB includes its scored/ side files. The goals are checked on siftline as installed"
-        " (its C kernels); the numba row is what an install without a C compiler runs.", "",
+        " (its C kernels); the no-C row is what an install without a C compiler runs.", "",
         table(head, rows, markdown), "",
         "siftline per phase (stats.json wall_time_s, median):", "",
         table(["phase", "seconds", "share"], prows, markdown), "", *checks,

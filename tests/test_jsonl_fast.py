@@ -1,9 +1,11 @@
-"""The block reader (pyarrow, `jsonl_fast`) against the line reader (`json.loads` per line).
+"""The block reader against the line reader (`json.loads` per line).
 
-Both must give the same tables and rejects for every split of every file: random mixtures of
-good lines and every kind of bad line, over random split boundaries and small read blocks (so
-lines straddle blocks and overlong lines occur). And the block reader must really be the fast
-one: clean input never falls back to the line path.
+The block reader parses with the compiled one-pass parser (`jsonl_compiled`) where it is built
+and the fields allow, else with pyarrow (`jsonl_fast`); every test here runs with both. Both
+must give the line reader's tables and rejects for every split of every file: random mixtures
+of good lines and every kind of bad line, over random split boundaries and small read blocks
+(so lines straddle blocks and overlong lines occur). And the block reader must really be the
+fast one: clean input never falls back to the line path.
 """
 
 from __future__ import annotations
@@ -19,14 +21,25 @@ import pytest
 
 from pipeline.config import FieldMap, InputConfig
 from pipeline.io import jsonl as jsonl_mod
-from pipeline.io import jsonl_fast, readers
+from pipeline.io import jsonl_compiled, jsonl_fast, readers
 from pipeline.io.jsonl import iter_blocks, iter_lines
+from pipeline.io.jsonl_compiled import CompiledJsonl
 from pipeline.io.jsonl_fast import FastJsonl, Rows
 from pipeline.io.storage import Storage
 
 UNICODE = ["plain", "café ✓", "emoji \U0001f600", "nul \x00 char", "tab\tand\nnewline", "ｆｕｌｌ"]
 BAD_UTF8 = [b"\xe9", b"\xc0\x80", b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"\xff", b"\x80",
             b"\xe2\x82", b"\xf8\x88\x80\x80\x80"]
+
+
+@pytest.fixture(autouse=True, params=["compiled", "pyarrow"])
+def block_parser(request, monkeypatch) -> str:
+    """Each test twice: with the compiled parser (where built) and with pyarrow's reader."""
+    if request.param == "pyarrow":
+        monkeypatch.setattr(jsonl_compiled, "compiled", None)
+    elif jsonl_compiled.compiled is None:
+        pytest.skip("the compiled JSON Lines parser is not built here")
+    return request.param
 
 
 def _good(rng: random.Random, nested: bool, id_style: str) -> dict[str, Any]:
@@ -214,9 +227,15 @@ def _clean_block(n: int, int_ids: bool = False) -> bytes:
     return b"\n".join(lines) + b"\n"
 
 
+def _block_reader() -> CompiledJsonl | FastJsonl:
+    """The reader `read_split` picks for the default fields."""
+    usable = CompiledJsonl.usable(FieldMap(), None)
+    return (CompiledJsonl if usable else FastJsonl)(FieldMap(), "src", None)
+
+
 @pytest.mark.parametrize("int_ids", [False, True])
 def test_clean_input_takes_the_fast_path(int_ids) -> None:
-    fast = FastJsonl(FieldMap(), "src", None)
+    fast = _block_reader()
     for _ in range(2):  # the second block reads ints first: no failed read at all
         count, items = fast.block(_clean_block(500, int_ids), 0, 0)
         got = list(items)
@@ -230,7 +249,7 @@ def test_one_bad_line_costs_one_fallback(monkeypatch) -> None:
     lines = _clean_block(300).split(b"\n")
     lines[123] = b'{"text": 5}'
     lines[200] = b'{"id": "x", "text": "t", "junk": -Inf}'
-    fast = FastJsonl(FieldMap(), "src", None)
+    fast = _block_reader()
     count, items = fast.block(b"\n".join(lines), 0, 0)
     got = list(items)
     assert fast.fallbacks == 2

@@ -106,6 +106,7 @@ def test_compiled_builds_exist_where_a_compiler_does() -> None:
     """The install builds them as optional extensions: one that failed to compile would
     otherwise go unnoticed, each process quietly paying numba's start-up instead."""
     from pipeline import c_kernels
+    from pipeline.io import jsonl_compiled
     from pipeline.stages import exact_dedupe
 
     rebuild = "not built: `pip install -e .` builds them (its log says why one failed)"
@@ -113,3 +114,4 @@ def test_compiled_builds_exist_where_a_compiler_does() -> None:
         pytest.skip(f"{c_kernels.ENV}=numba asks for numba's builds")
     assert jsonl_scan.compiled is not None, rebuild
     assert exact_dedupe.compiled is not None, rebuild
+    assert jsonl_compiled.compiled is not None, rebuild

@@ -205,18 +205,7 @@ class FastJsonl:
         slow[good] = False
         slow_lines = np.flatnonzero(slow)
         self.fallbacks += len(slow_lines)
-        rows = _concat(parts)
-        starts, ends = lines.starts.tolist(), lines.ends.tolist()
-        lo = 0
-        for line, cut in zip(slow_lines.tolist(), np.searchsorted(good, slow_lines).tolist(),
-                             strict=True):
-            if cut > lo:
-                yield _slice(rows, lo, cut)
-            start, end = starts[line], ends[line]
-            yield SlowLine(offset + start, line0 + line + 1, block[start:end])
-            lo = cut
-        if lo < len(good):
-            yield _slice(rows, lo, len(good))
+        yield from in_file_order(_concat(parts), good, slow_lines, lines, block, offset, line0)
 
     def _tables(self, fast: _Fast) -> Iterator[tuple[int, int, pa.Table]]:
         """pyarrow's tables for ranges of FAST lines, in order. After a failed read, a row
@@ -318,6 +307,25 @@ class FastJsonl:
             null_lines = np.searchsorted(lines.starts, nulls, side="right") - 1
             unsure |= hidden & np.isin(idx, null_lines)
         return pc.coalesce(values, nested)
+
+
+def in_file_order(
+    rows: Rows, good: np.ndarray, slow_lines: np.ndarray, lines: Lines, block: bytes,
+    offset: int, line0: int,
+) -> Iterator[Rows | SlowLine]:
+    """The block's rows (those of lines `good`, ascending) cut around its slow lines, which
+    come as SlowLine: the order the line path would write them in."""
+    starts, ends = lines.starts.tolist(), lines.ends.tolist()
+    lo = 0
+    for line, cut in zip(slow_lines.tolist(), np.searchsorted(good, slow_lines).tolist(),
+                         strict=True):
+        if cut > lo:
+            yield _slice(rows, lo, cut)
+        start, end = starts[line], ends[line]
+        yield SlowLine(offset + start, line0 + line + 1, block[start:end])
+        lo = cut
+    if lo < len(good):
+        yield _slice(rows, lo, len(good))
 
 
 def _slice(rows: Rows, lo: int, hi: int) -> Rows:

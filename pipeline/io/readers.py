@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 from pipeline.config import InputConfig
 from pipeline.documents import BASE_SCHEMA, UNKNOWN_DOMAIN, make_table
 from pipeline.io.jsonl import Reject, iter_blocks, iter_lines, line_result
+from pipeline.io.jsonl_compiled import CompiledJsonl
 from pipeline.io.jsonl_fast import FastJsonl, Rows, SlowLine
 from pipeline.io.storage import Storage, is_remote, join
 
@@ -197,7 +198,8 @@ def read_split(split: Split, config: InputConfig, storage: Storage) -> Iterator[
 def _read_jsonl(
     split: Split, config: InputConfig, storage: Storage, path_domain: str | None
 ) -> Iterator[SplitBatch]:
-    if JSONL_FAST and FastJsonl.usable(config.fields, path_domain):
+    if JSONL_FAST and (CompiledJsonl.usable(config.fields, path_domain)
+                       or FastJsonl.usable(config.fields, path_domain)):
         yield from _read_jsonl_blocks(split, config, storage, path_domain)
     else:
         yield from _read_jsonl_lines(split, config, storage, path_domain)
@@ -208,7 +210,8 @@ def _read_jsonl_blocks(
 ) -> Iterator[SplitBatch]:
     """pyarrow reads blocks of lines; the lines it cannot vouch for go through `line_result`,
     so the rows and rejects are those of `_read_jsonl_lines`, in the same order."""
-    fast = FastJsonl(config.fields, split.uri, path_domain)
+    reader = CompiledJsonl if CompiledJsonl.usable(config.fields, path_domain) else FastJsonl
+    fast = reader(config.fields, split.uri, path_domain)
     limit = int(config.batch_bytes)
     batch = _Batch(split.uri)
     line_no = 0
