@@ -152,3 +152,10 @@ def uniform_model(folder: Path, vocab: int, tokenizer: Any) -> str:
 def without_measurements(stats: Mapping[str, Any]) -> dict[str, Any]:
     """stats.json less what differs between runs of the same job (wall times, peak RSS)."""
     return {k: v for k, v in stats.items() if k not in MEASURED}
+
+
+def rechunk(table: pa.Table, cuts: Iterable[int]) -> pa.Table:
+    """The same rows as chunks that start at `cuts` (zero-copy slices)."""
+    edges = sorted({0, table.num_rows, *cuts})
+    return pa.concat_tables(
+        [table.slice(a, b - a) for a, b in zip(edges, edges[1:], strict=False)])

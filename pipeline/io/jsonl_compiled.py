@@ -48,7 +48,7 @@ class CompiledJsonl:
     ) -> tuple[int, Iterator[Rows | SlowLine]]:
         """How many lines the block holds, and its documents and slow lines in file order;
         `line0` lines of the split come before it."""
-        capacity = block.count(b"\n") + 1
+        capacity = max(compiled.count_lines(block), 1)
         read_domain = self.path_domain is None
         size = len(block)
         kinds, ends = np.empty(capacity, np.uint8), np.empty(capacity, np.int64)

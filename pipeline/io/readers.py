@@ -320,8 +320,8 @@ class _Batch:
         self._flush_lines()
         if not self.parts:
             table = make_table([], [], [], [])
-        else:
-            columns = [pa.concat_arrays([getattr(p, c) for p in self.parts])
+        else:  # the blocks' arrays as chunks: no copy of the text
+            columns = [pa.chunked_array([getattr(p, c) for p in self.parts], pa.string())
                        for c in ("ids", "texts", "domains")]
             sources = pc.fill_null(pa.nulls(len(columns[0]), pa.string()), self.source)
             table = pa.Table.from_arrays([*columns, sources], schema=BASE_SCHEMA)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -22,6 +23,7 @@ from pipeline.selection.rules import apply_selection, kept_mask
 from pipeline.stages.near_dedupe import BANDS_COLUMN, SIGNATURE_COLUMN
 
 DATA_COLUMNS = BASE_SCHEMA.names
+RUN_ROWS = 8
 
 
 def finalize_table(
@@ -38,7 +40,7 @@ def finalize_table(
     scored_cols = [name for name in table.column_names if name not in internal]
     scored = write_parquet(storage, layout.root, layout.scored_rel(part),
                            table.select(scored_cols), compression)
-    kept = table.filter(kept_mask(table))
+    kept = kept_rows(table, kept_mask(table))
     shards = split_by_bytes(kept, int(config.output.shard_bytes), "n_bytes")
     data = [
         write_parquet(storage, layout.root, layout.data_rel(part, j),
@@ -54,6 +56,20 @@ def finalize_table(
         "scored": scored.to_dict(),
         "data": data,
     }
+
+
+def kept_rows(table: pa.Table, mask: pa.ChunkedArray) -> pa.Table:
+    """The kept rows as slices of the part, not a copy of its text: a shard's bytes do not
+    depend on its chunks (`parquet_bytes`). A selection so fragmented that the slices would
+    cost more than the copy (runs under RUN_ROWS rows on average) is copied."""
+    keep = mask.to_numpy().astype(np.int8)
+    edges = np.flatnonzero(np.diff(keep, prepend=0, append=0))
+    starts, ends = edges[0::2].tolist(), edges[1::2].tolist()
+    if len(starts) * RUN_ROWS > table.num_rows:
+        return table.filter(mask)
+    if not starts:
+        return table.slice(0, 0)
+    return pa.concat_tables([table.slice(a, b - a) for a, b in zip(starts, ends, strict=True)])
 
 
 def _dropped(table: pa.Table) -> dict[str, int]:

@@ -255,8 +255,9 @@ def nfc_rows(texts: pa.Array, rows: np.ndarray) -> pa.Array:
 
 def normalized_hashes(texts: pa.Array | pa.ChunkedArray) -> pa.Array:
     """128-bit xxh3 of each text after NFC and whitespace collapsing (fixed_size_binary(16))."""
-    if isinstance(texts, pa.ChunkedArray):
-        texts = texts.combine_chunks() if texts.num_chunks else pa.array([], pa.string())
+    if isinstance(texts, pa.ChunkedArray):  # chunk by chunk: the text is not copied
+        parts = [normalized_hashes(chunk) for chunk in texts.chunks]
+        return pa.concat_arrays(parts) if parts else pa.array([], HASH_TYPE)
     if len(texts) == 0:
         return pa.array([], HASH_TYPE)
     out, out_offsets, suspect = _collapse(texts)
