@@ -52,11 +52,18 @@ def parquet_bytes(table: pa.Table, compression: str) -> bytes:
         compression=None if compression == "none" else compression,
         row_group_size=ROW_GROUP_ROWS,
         write_batch_size=1 if text else WRITE_BATCH_ROWS,
-        # text is unique per row and long: a dictionary only fails over, min/max say nothing
-        use_dictionary=[name for name in table.column_names if name != "text"],
+        use_dictionary=_repetitive(table.schema),
         write_statistics=[name for name in table.column_names if name != "text"],
     )
     return buffer.getvalue()
+
+
+def _repetitive(schema: pa.Schema) -> list[str]:
+    """The columns a dictionary pays for: strings such as domain, source or drop_reason. Text
+    and ids are unique per row, numbers and hashes nearly so: a dictionary would be built
+    only to be given up (or kept, larger than the plain values)."""
+    return [field.name for field in schema
+            if pa.types.is_string(field.type) and field.name not in ("text", "id")]
 
 
 def write_parquet(
