@@ -487,3 +487,23 @@ def test_resume_redoes_splits_whose_staged_file_or_record_is_cut_short(
     result = run(load_config(config))
     assert result.status == "complete"
     _assert_matches_reference(tmp_path / "out", reference)
+
+
+def test_resume_redoes_shuffle_files_and_final_records_cut_short(
+    reference: Reference, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The exact-dedupe shuffle's files and finalize's records are written without fsync too:
+    one cut short, emptied or gone is redone, whatever the rest holds."""
+    config = _config(reference.inputs)
+    _crash_in_process(tmp_path, config, "*/_work/done/final-*.json", 2, monkeypatch)
+    work = tmp_path / "out" / "_work"
+    maps = sorted((work / "exact").glob("map-*"))
+    reduces = sorted((work / "exact").glob("reduce-*"))
+    finals = sorted((work / "done").glob("final-*.json"))
+    assert len(maps) > 1 and len(reduces) > 1 and len(finals) == 2
+    maps[0].write_bytes(maps[0].read_bytes()[:-9])  # the footer's end is gone
+    reduces[1].write_bytes(b"")
+    finals[0].write_bytes(finals[0].read_bytes()[:10])
+    result = run(load_config(config))
+    assert result.status == "complete"
+    _assert_matches_reference(tmp_path / "out", reference)

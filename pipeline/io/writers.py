@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.io.storage import Storage
+from pipeline.io.storage import Storage, is_remote
 
 ROW_GROUP_ROWS = 8192
 WRITE_BATCH_ROWS = 1024  # pyarrow's default
@@ -120,9 +120,34 @@ def read_ipc(storage: Storage, uri: str) -> pa.Table:
     return pa.ipc.open_file(pa.memory_map(uri)).read_all()
 
 
-def write_json(storage: Storage, uri: str, data: Any) -> None:
+def write_json(storage: Storage, uri: str, data: Any, durable: bool = True) -> None:
     payload = json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-    storage.write_bytes(uri, payload.encode("utf-8"))
+    storage.write_bytes(uri, payload.encode("utf-8"), durable)
+
+
+def read_record(storage: Storage, uri: str) -> Any | None:
+    """A completion record, or None when it is missing or was cut short (written without
+    fsync, `durable=False`, and a power cut came): its step is then simply redone."""
+    if not storage.exists(uri):
+        return None
+    try:
+        return read_json(storage, uri)
+    except ValueError:
+        return None
+
+
+def ipc_whole(storage: Storage, uri: str, batches: int) -> bool:
+    """Whether a scratch Arrow file written without fsync is there whole, with `batches`
+    record batches (its footer, written last, names them). An S3 PUT is atomic and durable,
+    so a remote one that exists is whole."""
+    if not storage.exists(uri):
+        return False
+    if is_remote(uri):
+        return True
+    try:
+        return pa.ipc.open_file(pa.memory_map(uri)).num_record_batches == batches
+    except (OSError, pa.ArrowInvalid):
+        return False
 
 
 def read_json(storage: Storage, uri: str) -> Any:

@@ -4,7 +4,8 @@ map (per part): bucket the in-play keys of a staged part -> one Arrow file, a ba
 reduce (per bucket): read that bucket's batch from every map file -> duplicates -> one Arrow
 file, a batch per part. Finalize then reads its part's batch from every reduce file. Nothing
 ever holds all hashes at once, files make every step resumable, and the result does not depend
-on the number of buckets.
+on the number of buckets. The files are scratch, written without fsync: a resumed run redoes
+one that a power cut left short (`ipc_whole`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import pyarrow as pa
 
 from pipeline.executors import Executor
 from pipeline.io.storage import Storage
-from pipeline.io.writers import read_ipc, read_ipc_batch, write_ipc
+from pipeline.io.writers import ipc_whole, read_ipc, read_ipc_batch, write_ipc
 from pipeline.layout import Layout
 from pipeline.stages.exact_dedupe import (
     DUP_SCHEMA,
@@ -47,16 +48,17 @@ class ShuffleTask:
 
 def _map(task: ShuffleTask, part: int) -> None:
     out = task.layout.shuffle_map(STEP, part)
-    if task.storage.exists(out):
+    if ipc_whole(task.storage, out, task.buckets):
         return
     table = read_ipc(task.storage, task.layout.stage(part))
     table = table.select(["id", "drop_reason", HASH_COLUMN])
-    write_ipc(task.storage, out, bucket_keys(table, part, task.buckets), KEY_SCHEMA)
+    write_ipc(task.storage, out, bucket_keys(table, part, task.buckets), KEY_SCHEMA,
+              durable=False)
 
 
 def _reduce(task: ShuffleTask, bucket: int) -> None:
     out = task.layout.shuffle_reduce(STEP, bucket)
-    if task.storage.exists(out):
+    if ipc_whole(task.storage, out, task.parts):
         return
     dups = duplicates_in_bucket(task.gather(STEP, bucket))
     parts = dups.column("part").to_numpy()
@@ -64,7 +66,7 @@ def _reduce(task: ShuffleTask, bucket: int) -> None:
     for p in range(task.parts):
         lo, hi = parts.searchsorted(p, "left"), parts.searchsorted(p, "right")
         per_part.append(dups.slice(lo, hi - lo))
-    write_ipc(task.storage, out, per_part, DUP_SCHEMA)
+    write_ipc(task.storage, out, per_part, DUP_SCHEMA, durable=False)
 
 
 def run_exact_dedupe(

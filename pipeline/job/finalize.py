@@ -97,4 +97,5 @@ def _by_domain(table: pa.Table) -> dict[str, dict[str, int]]:
 
 
 def save_record(record: dict[str, Any], layout: Layout, storage: Storage) -> None:
-    write_json(storage, layout.final_done(record["part"]), record)
+    """After the part's files are durable; the record itself need not be (`read_record`)."""
+    write_json(storage, layout.final_done(record["part"]), record, durable=False)

@@ -23,7 +23,7 @@ import pyarrow as pa
 from pipeline.config import ConfigError, PipelineConfig
 from pipeline.executors import Executor, make_executor
 from pipeline.io.storage import Storage
-from pipeline.io.writers import read_ipc, read_json, write_json
+from pipeline.io.writers import read_ipc, read_json, read_record, write_json
 from pipeline.job.color import decide_cut, part_candidates, prepare_models
 from pipeline.job.exact_dedupe import attach_exact_rep, run_exact_dedupe
 from pipeline.job.finalize import finalize_table, save_record
@@ -251,9 +251,9 @@ def _preselect_candidates(config: PipelineConfig, layout: Layout, storage: Stora
 def _finalize_part(config: PipelineConfig, layout: Layout, storage: Storage, buckets: int,
                    cut: dict[str, Any] | None, preselect_cut: dict[str, Any] | None,
                    part: int) -> dict[str, Any]:
-    done = layout.final_done(part)
-    if storage.exists(done):
-        return read_json(storage, done)
+    record = read_record(storage, layout.final_done(part))
+    if record is not None:
+        return record
     table = _attached(config, layout, storage, buckets, part)
     record = finalize_table(table, part, config, layout, storage, color_cut=cut,
                             preselect_cut=preselect_cut)

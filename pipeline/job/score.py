@@ -16,7 +16,7 @@ from pipeline.documents import make_table
 from pipeline.executors.allocator import keep_large_buffers
 from pipeline.io.readers import Split, read_split
 from pipeline.io.storage import Storage, is_remote
-from pipeline.io.writers import read_json, write_json, write_jsonl, write_table_ipc
+from pipeline.io.writers import read_record, write_json, write_jsonl, write_table_ipc
 from pipeline.job.split_checkpoint import SplitCheckpoints, wants_checkpoints
 from pipeline.layout import Layout
 from pipeline.stages import REGISTRY, Stage, apply_stages, build_stages, empty_scored_table
@@ -40,11 +40,10 @@ class SplitScorer:
 
     def score(self, split: Split) -> dict[str, Any]:
         done = self.layout.map_done(split.index)
-        if self.storage.exists(done):
-            record = _record(self.storage, done)
-            if record is not None and _staged_whole(self.storage, self.layout.stage(split.index),
-                                                    record["rows"]):
-                return record
+        record = read_record(self.storage, done)
+        if record is not None and _staged_whole(self.storage, self.layout.stage(split.index),
+                                                record["rows"]):
+            return record
         max_bytes = int(self.config.input.max_doc_bytes)
         checkpoints = SplitCheckpoints(self.storage, self.layout, split.index,
                                        wants_checkpoints(self.stages))
@@ -69,16 +68,9 @@ class SplitScorer:
             "quarantined": len(rejects),
             "rejects": rejects_rel,
         }
-        write_json(self.storage, done, record)
+        write_json(self.storage, done, record, durable=False)  # see `read_record`
         checkpoints.clear()
         return record
-
-
-def _record(storage: Storage, uri: str) -> dict[str, Any] | None:
-    try:
-        return read_json(storage, uri)
-    except ValueError:  # cut short by a power failure: the split is simply redone
-        return None
 
 
 def _staged_whole(storage: Storage, uri: str, rows: int) -> bool:
