@@ -35,6 +35,7 @@ from helpers import read_data, tree_bytes, without_measurements, write_jsonl
 
 from pipeline.config import ConfigError, load_config
 from pipeline.io.storage import Storage
+from pipeline.job import score as score_module
 from pipeline.job.runner import run
 
 CRASH_RUN = Path(__file__).with_name("crash_run.py")
@@ -504,6 +505,27 @@ def test_resume_redoes_shuffle_files_and_final_records_cut_short(
     maps[0].write_bytes(maps[0].read_bytes()[:-9])  # the footer's end is gone
     reduces[1].write_bytes(b"")
     finals[0].write_bytes(finals[0].read_bytes()[:10])
+    result = run(load_config(config))
+    assert result.status == "complete"
+    _assert_matches_reference(tmp_path / "out", reference)
+
+
+def test_finalized_parts_free_their_staged_file_and_are_not_scored_again(
+    reference: Reference, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Finalize deletes a part's staged file once its record is written; a resume must take
+    the record as the part's end, not re-read its split for want of the staged file."""
+    config = _config(reference.inputs)
+    _crash_in_process(tmp_path, config, "*/_work/done/final-*.json", 2, monkeypatch)
+    work = tmp_path / "out" / "_work"
+    finals = sorted(p.name for p in (work / "done").glob("final-*.json"))
+    staged = sorted(p.name for p in (work / "stage").glob("part-*.arrow"))
+    assert len(finals) == 2 and finals[0].replace("final-", "part-")[:-5] + ".arrow" not in staged
+
+    def no_reading(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("a split was read again")
+
+    monkeypatch.setattr(score_module, "read_split", no_reading)
     result = run(load_config(config))
     assert result.status == "complete"
     _assert_matches_reference(tmp_path / "out", reference)

@@ -258,4 +258,7 @@ def _finalize_part(config: PipelineConfig, layout: Layout, storage: Storage, buc
     record = finalize_table(table, part, config, layout, storage, color_cut=cut,
                             preselect_cut=preselect_cut)
     save_record(record, layout, storage)
+    # nothing reads the staged part again (a resume re-scores its split if this record is
+    # lost): its page cache, or disk, is freed now for the parts still to come
+    storage.delete(layout.stage(part))
     return record

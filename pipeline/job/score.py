@@ -41,8 +41,10 @@ class SplitScorer:
     def score(self, split: Split) -> dict[str, Any]:
         done = self.layout.map_done(split.index)
         record = read_record(self.storage, done)
-        if record is not None and _staged_whole(self.storage, self.layout.stage(split.index),
-                                                record["rows"]):
+        if record is not None and (
+            read_record(self.storage, self.layout.final_done(split.index)) is not None
+            or _staged_whole(self.storage, self.layout.stage(split.index), record["rows"])
+        ):  # (finalize deletes a staged part once the part is final)
             return record
         max_bytes = int(self.config.input.max_doc_bytes)
         checkpoints = SplitCheckpoints(self.storage, self.layout, split.index,
