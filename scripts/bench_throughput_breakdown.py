@@ -4,8 +4,9 @@ Companion to bench_throughput.py, on its generated data. Two tables, CPU seconds
 pinned to CPU 0 with one thread everywhere:
 
 1. Per file, warm (best of --repeats in one process): pyarrow's read_json and write_table,
-   and siftline's steps on the same file: read_split (and, apart, the screen inside it), the
-   stages (local reasons + exact hash), the staged Arrow write, the data Parquet write.
+   and siftline's steps on the same file: read_split (and, apart, the blocks' parse inside it:
+   the compiled parser's where it is built, else pyarrow's with its screen), the stages (local
+   reasons + exact hash), the staged Arrow write, the data Parquet write.
 2. Whole jobs (`pipeline.run`, local executor, exact dedupe only), with their minor page
    faults: on a 1 MB slice in a fresh process (what a job costs regardless of its size), and
    on all the data in a fresh process, then again in that same process (the warm second run
@@ -80,7 +81,8 @@ def per_file(path: Path, scratch: Path, repeats: int) -> dict[str, float]:
     import pyarrow.parquet as pq
 
     from pipeline.io.jsonl import iter_blocks
-    from pipeline.io.jsonl_fast import screen
+    from pipeline.io.jsonl_compiled import CompiledJsonl
+    from pipeline.io.jsonl_fast import FastJsonl
     from pipeline.io.readers import plan_splits, read_split
     from pipeline.io.storage import Storage
     from pipeline.io.writers import parquet_bytes, write_table_ipc
@@ -102,7 +104,12 @@ def per_file(path: Path, scratch: Path, repeats: int) -> dict[str, float]:
         lambda: [b.table for s in splits for b in read_split(s, config.input, storage)], repeats)
     with storage.open(str(path), "rb") as stream:
         blocks = [block for _, block in iter_blocks(stream, 0, None) if block is not None]
-    times["  of which the screen"], _ = _best_cpu(lambda: [screen(b) for b in blocks], repeats)
+    fields = config.input.fields
+    reader = CompiledJsonl if CompiledJsonl.usable(fields, None) else FastJsonl
+    label = "C parse" if reader is CompiledJsonl else "pyarrow parse + screen"
+    times[f"  of which the blocks' {label}"], _ = _best_cpu(
+        lambda: [list(reader(fields, str(path), None).block(b, 0, 0)[1]) for b in blocks],
+        repeats)
     import pyarrow as pa
 
     read = pa.concat_tables(batches)
@@ -142,7 +149,7 @@ def whole_jobs(inputs: Path, scratch: Path, runs: int) -> list[tuple[float, int]
 
 
 def first_dispatch(_path: Path, _scratch: Path, _n: int) -> dict[str, Any]:
-    """CPU seconds of the first call into the compiled kernels (the screen's and the hash's:
+    """CPU seconds of the first call into the compiled kernels (the reader's and the hash's:
     the C builds made at install, or numba's, cached on disk) in a fresh process with the job's
     modules imported, and whether numba imported scipy on the way (its BLAS check does, where
     scipy is installed)."""
@@ -153,18 +160,24 @@ def first_dispatch(_path: Path, _scratch: Path, _n: int) -> dict[str, Any]:
     import pyarrow as pa
 
     import pipeline.job.runner  # noqa: F401
-    from pipeline.io import jsonl_scan
-    from pipeline.io.jsonl_fast import screen
+    from pipeline.config import FieldMap
+    from pipeline.io import jsonl_compiled, jsonl_scan
+    from pipeline.io.jsonl_fast import FastJsonl, screen
     from pipeline.stages import exact_dedupe
     from pipeline.stages.exact_dedupe import normalized_hashes
 
     had_scipy = "scipy.linalg" in sys.modules
     start = time.process_time()
-    screen(b'{"text": "a b"}\n')
+    if jsonl_compiled.CompiledJsonl.usable(FieldMap(), None):
+        list(jsonl_compiled.CompiledJsonl(FieldMap(), "s", None).block(b'{"text": "a"}\n', 0, 0)[1])
+    else:
+        screen(b'{"text": "a b"}\n')
+        list(FastJsonl(FieldMap(), "s", None).block(b'{"text": "a"}\n', 0, 0)[1])
     normalized_hashes(pa.array(["a  b"]))
     seconds = time.process_time() - start
     builds = {"C" if module.compiled is not None else "numba"
-              for module in (jsonl_scan, exact_dedupe)}
+              for module in (jsonl_compiled if jsonl_compiled.compiled else jsonl_scan,
+                             exact_dedupe)}
     return {"seconds": seconds, "imported_scipy": not had_scipy and "scipy.linalg" in sys.modules,
             "build": " and ".join(sorted(builds))}
 
