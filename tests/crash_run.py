@@ -30,7 +30,7 @@ from collections.abc import Callable
 from typing import IO, Any
 
 from pipeline.config import load_config
-from pipeline.io.storage import PendingWrite, Storage
+from pipeline.io.storage import Storage
 from pipeline.job.runner import run
 
 
@@ -62,8 +62,7 @@ def install_kill_point(die_at: str) -> None:
         return
     if when not in ("before", "during", "after"):
         raise SystemExit(f"unknown kill point {die_at!r}")
-    original_write = Storage.write_stream  # every file write goes through it or start_write
-    original_start = Storage.start_write
+    original_write = Storage.write_stream  # every file write goes through it
 
     def write_stream(self: Storage, uri: str, produce: Callable[[IO[bytes]], Any],
                      durable: bool = True) -> None:
@@ -83,28 +82,7 @@ def install_kill_point(die_at: str) -> None:
         original_write(self, uri, produce, durable)
         _die()
 
-    def start_write(self: Storage, uri: str, data: bytes) -> PendingWrite:
-        if not hit(uri):
-            return original_start(self, uri, data)
-        if when == "before":
-            _die()
-        if when == "during":
-            with self.atomic_write(uri) as handle:
-                handle.write(data[: len(data) // 2])
-                handle.flush()
-                _die()
-        pending = original_start(self, uri, data)
-        commit = pending.commit
-
-        def commit_then_die() -> None:  # "after": the file is under its name once committed
-            commit()
-            _die()
-
-        pending.commit = commit_then_die  # type: ignore[method-assign]
-        return pending
-
     Storage.write_stream = write_stream  # type: ignore[method-assign]
-    Storage.start_write = start_write  # type: ignore[method-assign]
 
 
 def main(argv: list[str]) -> int:

@@ -1,17 +1,12 @@
-"""The Parquet writer: its bytes are a function of the rows alone; a file written behind
-(fsync and rename on a thread) lands only when its future is done."""
+"""The Parquet writer's bytes are a function of the rows alone."""
 
 from __future__ import annotations
-
-import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pyarrow as pa
 from helpers import rechunk
 
-from pipeline.io.storage import Storage
-from pipeline.io.writers import ROW_GROUP_ROWS, parquet_bytes, write_parquet_behind
+from pipeline.io.writers import ROW_GROUP_ROWS, parquet_bytes
 
 
 def _table(rows: int, seed: int) -> pa.Table:
@@ -47,27 +42,3 @@ def test_parquet_bytes_do_not_depend_on_the_chunks() -> None:
         [None, pa.py_buffer(np.random.default_rng(2).bytes(256 * table.num_rows))])
     small = table.drop_columns(["text"]).append_column("signature", signatures)
     assert parquet_bytes(rechunk(small, [5, 900, 8200]), "zstd") == parquet_bytes(small, "zstd")
-
-
-def test_a_parquet_written_behind_lands_when_its_future_is_done(tmp_path) -> None:
-    storage = Storage()
-    table = _table(50, 3)
-    gate = threading.Event()
-    with ThreadPoolExecutor(max_workers=1) as flusher:
-        flusher.submit(gate.wait)  # holds the commit back, to look before it
-        info, done = write_parquet_behind(storage, str(tmp_path), "data/a.parquet", table,
-                                          "zstd", flusher)
-        final = tmp_path / "data" / "a.parquet"
-        assert not final.exists() and [p.name for p in final.parent.iterdir()][0].endswith(".tmp")
-        gate.set()
-        done.result()
-    assert final.read_bytes() == parquet_bytes(table, "zstd")
-    assert (info.rows, info.bytes) == (50, final.stat().st_size)
-    assert [p.name for p in final.parent.iterdir()] == ["a.parquet"]
-
-
-def test_a_discarded_write_leaves_nothing(tmp_path) -> None:
-    pending = Storage().start_write(str(tmp_path / "x.bin"), b"bytes")
-    assert len(list(tmp_path.iterdir())) == 1
-    pending.discard()
-    assert list(tmp_path.iterdir()) == []

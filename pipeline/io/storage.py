@@ -169,7 +169,9 @@ class Storage:
                 handle.closed = True
                 raise
             return
-        tmp = _temp_name(uri)
+        parent = os.path.dirname(uri) or "."
+        os.makedirs(parent, exist_ok=True)
+        tmp = os.path.join(parent, f".{os.path.basename(uri)}.{uuid.uuid4().hex}.tmp")
         try:
             with open(tmp, "wb") as handle:
                 yield handle
@@ -180,24 +182,6 @@ class Storage:
         finally:
             if os.path.exists(tmp):
                 os.remove(tmp)
-
-    def start_write(self, uri: str, data: bytes) -> PendingWrite:
-        """Write `data` under a temporary name; `PendingWrite.commit` then makes it durable
-        and renames it into place, on whatever thread calls it (its fsync releases the GIL,
-        so work can go on meanwhile). On S3 the PUT is made here and commit has nothing left
-        to do."""
-        if is_remote(uri):
-            self.write_bytes(uri, data)
-            return PendingWrite(uri)
-        tmp = _temp_name(uri)
-        handle = open(tmp, "wb")  # noqa: SIM115 - closed by commit or discard
-        try:
-            handle.write(data)
-            handle.flush()
-        except BaseException:
-            PendingWrite(uri, tmp, handle).discard()
-            raise
-        return PendingWrite(uri, tmp, handle)
 
     def write_bytes(self, uri: str, data: bytes | memoryview, durable: bool = True) -> None:
         self.write_stream(uri, lambda handle: handle.write(data), durable)
@@ -213,39 +197,6 @@ class Storage:
         fs = self.fs(uri)
         if self.exists(uri):
             self._call("delete", uri, fs.rm, uri, recursive=recursive)
-
-
-class PendingWrite:
-    """A local file written under a temporary name (`Storage.start_write`): nothing is under
-    its final name until `commit`."""
-
-    def __init__(self, uri: str, tmp: str | None = None, handle: IO[bytes] | None = None) -> None:
-        self.uri, self.tmp, self.handle = uri, tmp, handle
-
-    def commit(self) -> None:
-        """Wait until the bytes are on disk, then rename the file into place."""
-        if self.handle is None or self.tmp is None:
-            return
-        with self.handle:
-            os.fsync(self.handle.fileno())
-        os.replace(self.tmp, self.uri)
-        self.handle = None
-
-    def discard(self) -> None:
-        """Drop a write that will not be committed."""
-        if self.handle is None or self.tmp is None:
-            return
-        self.handle.close()
-        self.handle = None
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(self.tmp)
-
-
-def _temp_name(uri: str) -> str:
-    """A fresh hidden name beside `uri` (its folder made), as `job.plan.is_temp_file` knows."""
-    parent = os.path.dirname(uri) or "."
-    os.makedirs(parent, exist_ok=True)
-    return os.path.join(parent, f".{os.path.basename(uri)}.{uuid.uuid4().hex}.tmp")
 
 
 def join(base: str, *parts: str) -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import IO, Any
 
@@ -73,27 +72,6 @@ def write_parquet(
     """Serialise in memory (to hash it), then one atomic write: one PUT on S3."""
     data = parquet_bytes(table, compression)
     storage.write_bytes(f"{root}/{rel}", data)
-    return _file_info(rel, table, data)
-
-
-def write_parquet_behind(
-    storage: Storage, root: str, rel: str, table: pa.Table, compression: str,
-    flusher: ThreadPoolExecutor,
-) -> tuple[FileInfo, Future[None]]:
-    """`write_parquet` whose fsync and rename run on `flusher`: the disk's wait overlaps the
-    hash and whatever the caller does next. The file is under its name once the future is
-    done (its result re-raises a failed commit)."""
-    data = parquet_bytes(table, compression)
-    pending = storage.start_write(f"{root}/{rel}", data)
-    try:
-        done = flusher.submit(pending.commit)
-    except BaseException:
-        pending.discard()
-        raise
-    return _file_info(rel, table, data), done
-
-
-def _file_info(rel: str, table: pa.Table, data: bytes) -> FileInfo:
     return FileInfo(rel, table.num_rows, len(data), hashlib.sha256(data).hexdigest())
 
 

@@ -8,7 +8,6 @@ decisions.
 from __future__ import annotations
 
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -18,7 +17,7 @@ import pyarrow.compute as pc
 from pipeline.config import PipelineConfig
 from pipeline.documents import BASE_SCHEMA
 from pipeline.io.storage import Storage
-from pipeline.io.writers import split_by_bytes, write_json, write_parquet, write_parquet_behind
+from pipeline.io.writers import split_by_bytes, write_json, write_parquet
 from pipeline.layout import Layout
 from pipeline.selection.rules import apply_selection, kept_mask
 from pipeline.stages.near_dedupe import BANDS_COLUMN, SIGNATURE_COLUMN
@@ -39,30 +38,24 @@ def finalize_table(
     if not config.stages.near_dedupe.keep_signatures:
         internal.add(SIGNATURE_COLUMN)
     scored_cols = [name for name in table.column_names if name not in internal]
+    scored = write_parquet(storage, layout.root, layout.scored_rel(part),
+                           table.select(scored_cols), compression)
     kept = kept_rows(table, kept_mask(table))
     shards = split_by_bytes(kept, int(config.output.shard_bytes), "n_bytes")
-    # each data shard's fsync runs on a thread while the next shard, the scored part and the
-    # counts are made; all are on disk before the record is returned (and then written)
-    with ThreadPoolExecutor(max_workers=1) as flusher:
-        written = [
-            write_parquet_behind(storage, layout.root, layout.data_rel(part, j),
-                                 shard.select(DATA_COLUMNS), compression, flusher)
-            for j, shard in enumerate(shards)
-        ]
-        scored = write_parquet(storage, layout.root, layout.scored_rel(part),
-                               table.select(scored_cols), compression)
-        record = {
-            "part": part,
-            "rows": table.num_rows,
-            "kept": kept.num_rows,
-            "dropped": _dropped(table),
-            "by_domain": _by_domain(table),
-            "scored": scored.to_dict(),
-            "data": [info.to_dict() for info, _ in written],
-        }
-        for _, done in written:
-            done.result()
-    return record
+    data = [
+        write_parquet(storage, layout.root, layout.data_rel(part, j),
+                      shard.select(DATA_COLUMNS), compression).to_dict()
+        for j, shard in enumerate(shards)
+    ]
+    return {
+        "part": part,
+        "rows": table.num_rows,
+        "kept": kept.num_rows,
+        "dropped": _dropped(table),
+        "by_domain": _by_domain(table),
+        "scored": scored.to_dict(),
+        "data": data,
+    }
 
 
 def kept_rows(table: pa.Table, mask: pa.ChunkedArray) -> pa.Table:
