@@ -166,9 +166,3 @@ def test_buffers_too_small_are_refused() -> None:
             np.empty(2, np.uint8), np.empty(2, np.int64), np.empty(100, np.uint8),
             np.empty(3, np.int32), np.empty(1000, np.uint8), np.empty(3, np.int32),
             np.empty(1000, np.uint8), np.empty(3, np.int32))
-
-
-@pytest.mark.parametrize("block", [b"", b"a", b"a\n", b"a\nb", b"\n\n", b"\n", b"{}\n" * 1000])
-def test_count_lines_counts_a_last_line_without_newline(block: bytes) -> None:
-    expected = block.count(b"\n") + (bool(block) and not block.endswith(b"\n"))
-    assert jsonl_compiled.compiled.count_lines(block) == expected

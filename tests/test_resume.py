@@ -428,6 +428,20 @@ def _crash_in_process(case: Path, config: dict[str, Any], pattern: str, n: int,
             run(load_config(config))
 
 
+def _stopped(reference: Reference, case: Path, pattern: str, n: int,
+             monkeypatch: pytest.MonkeyPatch) -> tuple[dict[str, Any], Path]:
+    """The reference job's config, stopped in `case` after its nth write matching `pattern`,
+    and its `_work` folder."""
+    config = _config(reference.inputs)
+    _crash_in_process(case, config, pattern, n, monkeypatch)
+    return config, case / "out" / "_work"
+
+
+def _resume_matches_reference(config: dict[str, Any], out: Path, reference: Reference) -> None:
+    assert run(load_config(config)).status == "complete"
+    _assert_matches_reference(out, reference)
+
+
 def _edit_scored_file(inputs: Path) -> None:
     """Same size, different bytes, in a file whose splits were already scored."""
     path = inputs / "shard-00.jsonl"
@@ -477,17 +491,13 @@ def test_resume_redoes_splits_whose_staged_file_or_record_is_cut_short(
 ) -> None:
     """Staged parts are written without fsync, so after a power cut a completion record may
     outlive its part (or be cut short itself): resume must notice and score the split again."""
-    config = _config(reference.inputs)
-    _crash_in_process(tmp_path, config, "*/_work/done/map-*.json", 6, monkeypatch)
-    work = tmp_path / "out" / "_work"
+    config, work = _stopped(reference, tmp_path, "*/_work/done/map-*.json", 6, monkeypatch)
     stage = work / "stage" / "part-00001.arrow"
     stage.write_bytes(stage.read_bytes()[: stage.stat().st_size // 2])
     (work / "stage" / "part-00002.arrow").write_bytes(b"")
     record = work / "done" / "map-00003.json"
     record.write_bytes(record.read_bytes()[:10])
-    result = run(load_config(config))
-    assert result.status == "complete"
-    _assert_matches_reference(tmp_path / "out", reference)
+    _resume_matches_reference(config, tmp_path / "out", reference)
 
 
 def test_resume_redoes_shuffle_files_and_final_records_cut_short(
@@ -495,9 +505,7 @@ def test_resume_redoes_shuffle_files_and_final_records_cut_short(
 ) -> None:
     """The exact-dedupe shuffle's files and finalize's records are written without fsync too:
     one cut short, emptied or gone is redone, whatever the rest holds."""
-    config = _config(reference.inputs)
-    _crash_in_process(tmp_path, config, "*/_work/done/final-*.json", 2, monkeypatch)
-    work = tmp_path / "out" / "_work"
+    config, work = _stopped(reference, tmp_path, "*/_work/done/final-*.json", 2, monkeypatch)
     maps = sorted((work / "exact").glob("map-*"))
     reduces = sorted((work / "exact").glob("reduce-*"))
     finals = sorted((work / "done").glob("final-*.json"))
@@ -505,9 +513,7 @@ def test_resume_redoes_shuffle_files_and_final_records_cut_short(
     maps[0].write_bytes(maps[0].read_bytes()[:-9])  # the footer's end is gone
     reduces[1].write_bytes(b"")
     finals[0].write_bytes(finals[0].read_bytes()[:10])
-    result = run(load_config(config))
-    assert result.status == "complete"
-    _assert_matches_reference(tmp_path / "out", reference)
+    _resume_matches_reference(config, tmp_path / "out", reference)
 
 
 def test_finalized_parts_free_their_staged_file_and_are_not_scored_again(
@@ -515,9 +521,7 @@ def test_finalized_parts_free_their_staged_file_and_are_not_scored_again(
 ) -> None:
     """Finalize deletes a part's staged file once its record is written; a resume must take
     the record as the part's end, not re-read its split for want of the staged file."""
-    config = _config(reference.inputs)
-    _crash_in_process(tmp_path, config, "*/_work/done/final-*.json", 2, monkeypatch)
-    work = tmp_path / "out" / "_work"
+    config, work = _stopped(reference, tmp_path, "*/_work/done/final-*.json", 2, monkeypatch)
     finals = sorted(p.name for p in (work / "done").glob("final-*.json"))
     staged = sorted(p.name for p in (work / "stage").glob("part-*.arrow"))
     assert len(finals) == 2 and finals[0].replace("final-", "part-")[:-5] + ".arrow" not in staged
@@ -526,6 +530,4 @@ def test_finalized_parts_free_their_staged_file_and_are_not_scored_again(
         raise AssertionError("a split was read again")
 
     monkeypatch.setattr(score_module, "read_split", no_reading)
-    result = run(load_config(config))
-    assert result.status == "complete"
-    _assert_matches_reference(tmp_path / "out", reference)
+    _resume_matches_reference(config, tmp_path / "out", reference)

@@ -544,28 +544,7 @@ static PyObject *parse_block(PyObject *self, PyObject *args) {
     return result;
 }
 
-/* The lines of a block: its newlines, plus a last line that has none (memchr: ~10x faster
- * than bytes.count here, which sizes parse_block's arrays). */
-static PyObject *count_lines(PyObject *self, PyObject *args) {
-    (void)self;
-    Py_buffer data;
-    if (!PyArg_ParseTuple(args, "y*", &data))
-        return NULL;
-    Py_ssize_t count = 0;
-    const char *p = data.buf, *end = p + data.len;
-    Py_BEGIN_ALLOW_THREADS
-    while (p < end) {
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-        count++;
-        p = nl ? nl + 1 : end;
-    }
-    Py_END_ALLOW_THREADS
-    PyBuffer_Release(&data);
-    return PyLong_FromSsize_t(count);
-}
-
 static PyMethodDef methods[] = {
-    {"count_lines", count_lines, METH_VARARGS, "count_lines(block) -> number of lines"},
     {"parse_block", parse_block, METH_VARARGS,
      "parse_block(block, text_key, id_key, domain_key, read_domain, depth_limit, id_prefix, "
      "base, unknown, kinds, ends, text_data, text_offsets, id_data, id_offsets, domain_data, "

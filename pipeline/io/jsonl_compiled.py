@@ -21,6 +21,7 @@ from pipeline.c_kernels import load
 from pipeline.config import FieldMap
 from pipeline.documents import UNKNOWN_DOMAIN
 from pipeline.io.jsonl_fast import FAST, SLOW, FastJsonl, Lines, Rows, SlowLine, in_file_order
+from pipeline.io.jsonl_scan import compiled as scan_compiled
 
 compiled = load("pipeline.io._jsonl_parse")
 ID_DIGITS = 24  # room the parser keeps for a line's offset in a default id
@@ -48,7 +49,7 @@ class CompiledJsonl:
     ) -> tuple[int, Iterator[Rows | SlowLine]]:
         """How many lines the block holds, and its documents and slow lines in file order;
         `line0` lines of the split come before it."""
-        capacity = max(compiled.count_lines(block), 1)
+        capacity = _newlines(block) + 1  # room for every line, a last one without newline too
         read_domain = self.path_domain is None
         size = len(block)
         kinds, ends = np.empty(capacity, np.uint8), np.empty(capacity, np.int64)
@@ -75,6 +76,11 @@ class CompiledJsonl:
         lines = Lines(starts, ends, kinds)
         return count, in_file_order(parsed, np.flatnonzero(kinds == FAST), slow_lines, lines,
                                     block, offset, line0)
+
+
+def _newlines(block: bytes) -> int:
+    """memchr in C where the line scan was built (~10x faster than bytes.count here)."""
+    return scan_compiled.count_newlines(block) if scan_compiled else block.count(b"\n")
 
 
 def _strings(data: np.ndarray, offsets: np.ndarray, rows: int, used: int,
