@@ -24,7 +24,7 @@ from pipeline.io.jsonl_compiled import CompiledJsonl
 from pipeline.io.jsonl_fast import FastJsonl, Rows, SlowLine
 from pipeline.io.storage import Storage, is_remote, join
 
-JSONL_FAST = True  # read JSON Lines a block at a time through pyarrow (False: line by line)
+JSONL_FAST = True  # read JSON Lines a block at a time (compiled parser or pyarrow; False: by line)
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
 COMPRESSIONS = {".gz": "gzip", ".zst": "zstd", ".zstd": "zstd"}
 
@@ -208,8 +208,9 @@ def _read_jsonl(
 def _read_jsonl_blocks(
     split: Split, config: InputConfig, storage: Storage, path_domain: str | None
 ) -> Iterator[SplitBatch]:
-    """pyarrow reads blocks of lines; the lines it cannot vouch for go through `line_result`,
-    so the rows and rejects are those of `_read_jsonl_lines`, in the same order."""
+    """Blocks of lines through the compiled parser (`jsonl_compiled`) or pyarrow's reader
+    (`jsonl_fast`); the lines they cannot vouch for go through `line_result`, so the rows and
+    rejects are those of `_read_jsonl_lines`, in the same order."""
     reader = CompiledJsonl if CompiledJsonl.usable(config.fields, path_domain) else FastJsonl
     fast = reader(config.fields, split.uri, path_domain)
     limit = int(config.batch_bytes)
