@@ -136,16 +136,20 @@ def read_record(storage: Storage, uri: str) -> Any | None:
         return None
 
 
-def ipc_whole(storage: Storage, uri: str, batches: int) -> bool:
-    """Whether a scratch Arrow file written without fsync is there whole, with `batches`
-    record batches (its footer, written last, names them). An S3 PUT is atomic and durable,
-    so a remote one that exists is whole."""
+def ipc_whole(storage: Storage, uri: str, *, batches: int | None = None,
+              rows: int | None = None) -> bool:
+    """Whether a scratch Arrow file written without fsync is there whole: its footer (written
+    last) opens and names `batches` record batches, holding `rows` rows in all (each checked
+    when given). An S3 PUT is atomic and durable, so a remote one that exists is whole."""
     if not storage.exists(uri):
         return False
     if is_remote(uri):
         return True
     try:
-        return pa.ipc.open_file(pa.memory_map(uri)).num_record_batches == batches
+        reader = pa.ipc.open_file(pa.memory_map(uri))
+        n = reader.num_record_batches
+        return ((batches is None or n == batches)
+                and (rows is None or sum(reader.get_batch(i).num_rows for i in range(n)) == rows))
     except (OSError, pa.ArrowInvalid):
         return False
 

@@ -48,7 +48,7 @@ class ShuffleTask:
 
 def _map(task: ShuffleTask, part: int) -> None:
     out = task.layout.shuffle_map(STEP, part)
-    if ipc_whole(task.storage, out, task.buckets):
+    if ipc_whole(task.storage, out, batches=task.buckets):
         return
     table = read_ipc(task.storage, task.layout.stage(part))
     table = table.select(["id", "drop_reason", HASH_COLUMN])
@@ -58,7 +58,7 @@ def _map(task: ShuffleTask, part: int) -> None:
 
 def _reduce(task: ShuffleTask, bucket: int) -> None:
     out = task.layout.shuffle_reduce(STEP, bucket)
-    if ipc_whole(task.storage, out, task.parts):
+    if ipc_whole(task.storage, out, batches=task.parts):
         return
     dups = duplicates_in_bucket(task.gather(STEP, bucket))
     parts = dups.column("part").to_numpy()

@@ -15,8 +15,8 @@ from pipeline.config import PipelineConfig
 from pipeline.documents import make_table
 from pipeline.executors.allocator import keep_large_buffers
 from pipeline.io.readers import Split, read_split
-from pipeline.io.storage import Storage, is_remote
-from pipeline.io.writers import read_record, write_json, write_jsonl, write_table_ipc
+from pipeline.io.storage import Storage
+from pipeline.io.writers import ipc_whole, read_record, write_json, write_jsonl, write_table_ipc
 from pipeline.job.split_checkpoint import SplitCheckpoints, wants_checkpoints
 from pipeline.layout import Layout
 from pipeline.stages import REGISTRY, Stage, apply_stages, build_stages, empty_scored_table
@@ -43,7 +43,7 @@ class SplitScorer:
         record = read_record(self.storage, done)
         if record is not None and (
             read_record(self.storage, self.layout.final_done(split.index)) is not None
-            or _staged_whole(self.storage, self.layout.stage(split.index), record["rows"])
+            or ipc_whole(self.storage, self.layout.stage(split.index), rows=record["rows"])
         ):  # (finalize deletes a staged part once the part is final)
             return record
         max_bytes = int(self.config.input.max_doc_bytes)
@@ -73,18 +73,6 @@ class SplitScorer:
         write_json(self.storage, done, record, durable=False)  # see `read_record`
         checkpoints.clear()
         return record
-
-
-def _staged_whole(storage: Storage, uri: str, rows: int) -> bool:
-    """Whether a local staged part is a whole Arrow file of `rows` rows (an S3 PUT is atomic
-    and durable, so a remote one that exists is whole)."""
-    if is_remote(uri):
-        return True
-    try:
-        reader = pa.ipc.open_file(pa.memory_map(uri))
-        return sum(reader.get_batch(i).num_rows for i in range(reader.num_record_batches)) == rows
-    except (OSError, pa.ArrowInvalid):
-        return False
 
 
 def score_split(scorer: SplitScorer, split: Split) -> dict[str, Any]:
