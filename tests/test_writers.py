@@ -6,7 +6,7 @@ import numpy as np
 import pyarrow as pa
 from helpers import rechunk
 
-from pipeline.io.writers import ROW_GROUP_ROWS, parquet_bytes
+from pipeline.io.writers import MAX_BATCH_ROWS, ROW_GROUP_ROWS, _batch_rows, parquet_bytes
 
 
 def _table(rows: int, seed: int) -> pa.Table:
@@ -42,3 +42,15 @@ def test_parquet_bytes_do_not_depend_on_the_chunks() -> None:
         [None, pa.py_buffer(np.random.default_rng(2).bytes(256 * table.num_rows))])
     small = table.drop_columns(["text"]).append_column("signature", signatures)
     assert parquet_bytes(rechunk(small, [5, 900, 8200]), "zstd") == parquet_bytes(small, "zstd")
+
+
+def test_write_batches_hold_about_the_same_text_whatever_the_document_length() -> None:
+    """A page ends after the batch that fills it: 1,024 long documents would make one page."""
+    table = _table(300, 4)
+    mean = sum(len(t) for t in table.column("text").to_pylist()) / table.num_rows
+    assert abs(_batch_rows(table) * mean - 256 * 1024) < 1.5 * mean
+    long = pa.table({"id": ["a", "b"], "text": ["x" * 400_000, "y" * 200_000]})
+    assert _batch_rows(long) == 1
+    assert _batch_rows(pa.table({"id": ["a"] * 10, "text": ["short"] * 10})) == MAX_BATCH_ROWS
+    assert _batch_rows(table.drop_columns(["text"])) == MAX_BATCH_ROWS
+    assert _batch_rows(table.slice(0, 0)) == MAX_BATCH_ROWS

@@ -16,12 +16,14 @@ from typing import IO, Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline.io.storage import Storage, is_remote
 
 ROW_GROUP_ROWS = 8192
-WRITE_BATCH_ROWS = 1024  # pyarrow's default
+MAX_BATCH_ROWS = 1024  # pyarrow's write batch
+BATCH_TEXT_BYTES = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -37,25 +39,34 @@ class FileInfo:
 
 def parquet_bytes(table: pa.Table, compression: str) -> bytes:
     """The bytes depend on the rows only, not on how the table is chunked, so that `run`
-    (staged batches, kept rows as slices) and `select` (columns re-read) write the same files.
-    The writer ends a page after the run of values that fills it, and a run stops at a chunk's
-    end. So a table with text (data shards) is written with runs of one value: no copy of the
-    text, and no slower for long values. Any other table (scored parts: short values, where
-    runs of one cost ~3x) is made one chunk first, a small copy. tests/test_writers.py."""
-    text = "text" in table.column_names
-    if not text:
-        table = table.combine_chunks()
+    (staged batches, kept rows as slices) and `select` (columns re-read) write the same files:
+    the writer ends a page after a batch of rows, and a batch stops at a chunk's end, so each
+    row group is made one chunk before it is written (a copy of one row group at a time: the
+    writer takes one chunk in a fraction of the time it takes thousands of slices).
+    tests/test_writers.py."""
     buffer = io.BytesIO()
-    pq.write_table(
-        table,
+    with pq.ParquetWriter(
         buffer,
+        table.schema,
         compression=None if compression == "none" else compression,
-        row_group_size=ROW_GROUP_ROWS,
-        write_batch_size=1 if text else WRITE_BATCH_ROWS,
+        write_batch_size=_batch_rows(table),
         use_dictionary=_repetitive(table.schema),
         write_statistics=[name for name in table.column_names if name != "text"],
-    )
+    ) as writer:
+        for start in range(0, max(table.num_rows, 1), ROW_GROUP_ROWS):
+            writer.write_table(table.slice(start, ROW_GROUP_ROWS).combine_chunks(),
+                               row_group_size=ROW_GROUP_ROWS)
     return buffer.getvalue()
+
+
+def _batch_rows(table: pa.Table) -> int:
+    """Rows per write batch: about BATCH_TEXT_BYTES of text, so that pages (ended after the
+    batch that fills pyarrow's 1 MB) stay near 1 MB for long documents too, instead of one
+    page per 1,024 of them; pyarrow's 1,024 rows for a table without text."""
+    if "text" not in table.column_names or table.num_rows == 0:
+        return MAX_BATCH_ROWS
+    text_bytes = pc.sum(pc.binary_length(table.column("text"))).as_py() or 0
+    return max(1, min(MAX_BATCH_ROWS, BATCH_TEXT_BYTES * table.num_rows // max(text_bytes, 1)))
 
 
 def _repetitive(schema: pa.Schema) -> list[str]:
