@@ -72,7 +72,7 @@ def add_local_reasons(table: pa.Table, max_doc_bytes: int) -> pa.Table:
     text = table.column("text")
     n_bytes = pc.binary_length(text)
     n_chars = pc.utf8_length(text)
-    empty = _blank(text, n_bytes)
+    empty = _blank(text)
     too_long = pc.greater(n_bytes, max_doc_bytes)
     none = pa.scalar(None, pa.string())
     reason = pc.if_else(empty, "empty", pc.if_else(too_long, "too_long", none))
@@ -89,19 +89,24 @@ _MAY_START_BLANK[: 0x21] = True
 _MAY_START_BLANK[[0xC2, 0xE1, 0xE2, 0xE3]] = True
 
 
-def _blank(text: pa.ChunkedArray | pa.Array, n_bytes: pa.Array) -> pa.Array:
+def _blank(text: pa.ChunkedArray | pa.Array) -> pa.Array:
     """Empty or whitespace-only. Only rows that are empty or start with a byte a whitespace
     character can start with can be, so only those are trimmed (trimming every row would copy
-    all the text once more); their first bytes are read straight from the buffers."""
+    all the text once more); their first bytes are read straight from the buffers, and they
+    are taken chunk by chunk (a take from a chunked array copies all its text first)."""
     chunks = text.chunks if isinstance(text, pa.ChunkedArray) else [text]
-    maybe = [_may_be_blank(chunk) for chunk in chunks]
-    rows = np.flatnonzero(np.concatenate(maybe)) if maybe else np.zeros(0, np.int64)
-    blank = np.zeros(len(text), bool)
+    blank = [_blank_rows(chunk) for chunk in chunks]
+    return pa.array(np.concatenate(blank) if blank else np.zeros(0, bool))
+
+
+def _blank_rows(chunk: pa.Array) -> np.ndarray:
+    rows = np.flatnonzero(_may_be_blank(chunk))
+    blank = np.zeros(len(chunk), bool)
     if len(rows):
-        trimmed = pc.utf8_trim_whitespace(text.take(pa.array(rows)))
+        trimmed = pc.utf8_trim_whitespace(chunk.take(pa.array(rows)))
         blank[rows] = np.asarray(pc.equal(pc.utf8_length(trimmed), 0).to_numpy(
             zero_copy_only=False), bool)
-    return pa.array(blank)
+    return blank
 
 
 def _may_be_blank(chunk: pa.Array) -> np.ndarray:
