@@ -159,6 +159,31 @@ def test_duplicates_across_parts_keep_the_global_smallest_id() -> None:
     ]
 
 
+def test_duplicates_in_bucket_match_a_brute_force_reference() -> None:
+    """Random keys, hashes drawn from a small pool (some share their first 8 bytes): every
+    row whose hash has a smaller (id, part, row) elsewhere is a duplicate of the smallest."""
+    rng = np.random.default_rng(5)
+    pool = [bytes(8) + bytes([k]) * 8 for k in range(6)]  # same leading word, other second
+    pool += [rng.bytes(16) for _ in range(40)]
+    n = 700
+    hashes = [pool[k] for k in rng.integers(0, len(pool), n)]
+    ids = [f"doc-{k}" for k in rng.integers(0, 300, n)]  # ids repeat across parts too
+    keys = pa.table({"hash": pa.array(hashes, pa.binary(16)), "id": ids,
+                     "part": pa.array(rng.integers(0, 4, n), pa.int32()),
+                     "row": pa.array(np.arange(n), pa.int64())})
+    keys = pa.concat_tables([keys.slice(0, 250), keys.slice(250)])  # chunked, as gathered
+    expected = {}
+    rows = keys.to_pylist()
+    for h in {r["hash"] for r in rows}:
+        group = sorted((r["id"], r["part"], r["row"]) for r in rows if r["hash"] == h)
+        for _, part, row in group[1:]:
+            expected[(part, row)] = group[0][0]
+    dups = duplicates_in_bucket(keys).to_pylist()
+    assert {(d["part"], d["row"]): d["exact_rep"] for d in dups} == expected
+    assert [(d["part"], d["row"]) for d in dups] == sorted(expected)
+    assert duplicates_in_bucket(keys.slice(0, 0)).num_rows == 0
+
+
 def test_stage_adds_a_column_and_never_drops_rows() -> None:
     table = add_local_reasons(from_records([{"text": "x"}, {"text": ""}]), 1000)
     out = ExactHash()(table)

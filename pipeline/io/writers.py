@@ -118,7 +118,10 @@ def _write_batches(storage: Storage, uri: str, batches: list[pa.RecordBatch],
 
 
 def read_ipc_batch(storage: Storage, uri: str, index: int) -> pa.Table:
-    """One record batch of an IPC file, fetching only what it needs on a remote store."""
+    """One record batch of an IPC file: mapped locally, fetching only what it needs on a
+    remote store."""
+    if "://" not in uri:
+        return pa.Table.from_batches([pa.ipc.open_file(pa.memory_map(uri)).get_batch(index)])
     with storage.open(uri) as handle:
         reader = pa.ipc.open_file(handle)
         return pa.Table.from_batches([reader.get_batch(index)])

@@ -13,7 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import partial
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipeline.executors import Executor
 from pipeline.io.storage import Storage
@@ -83,8 +85,7 @@ def attach_exact_rep(table: pa.Table, layout: Layout, storage: Storage, part: in
     dups = pa.concat_tables(
         [read_ipc_batch(storage, layout.shuffle_reduce(STEP, b), part) for b in range(buckets)]
     )
-    reps: list[str | None] = [None] * table.num_rows
-    rows, rep_ids = dups.column("row").to_pylist(), dups.column(REP_COLUMN).to_pylist()
-    for row, rep in zip(rows, rep_ids, strict=True):
-        reps[row] = rep
-    return table.append_column(REP_COLUMN, pa.array(reps, pa.string()))
+    which = np.full(table.num_rows, -1, np.int64)  # row -> its entry in dups, or -1
+    which[dups.column("row").to_numpy()] = np.arange(dups.num_rows)
+    index = pa.array(which, mask=which < 0)
+    return table.append_column(REP_COLUMN, pc.take(dups.column(REP_COLUMN), index))

@@ -296,11 +296,17 @@ def bucket_keys(table: pa.Table, part: int, buckets: int) -> list[pa.Table]:
     if keys.num_rows == 0:
         return [KEY_SCHEMA.empty_table() for _ in range(buckets)]
     bucket_of = _hash_words(keys.column("hash"))[:, 0] % np.uint64(buckets)
-    return [keys.filter(pa.array(bucket_of == b)) for b in range(buckets)]
+    order = np.argsort(bucket_of, kind="stable")  # one take, then a slice per bucket
+    ends = np.searchsorted(bucket_of[order], np.arange(1, buckets + 1, dtype=np.uint64))
+    ranked = keys.take(pa.array(order))
+    return [ranked.slice(a, b - a) for a, b in zip([0, *ends[:-1].tolist()], ends.tolist(),
+                                                   strict=True)]
 
 
 def duplicates_in_bucket(keys: pa.Table) -> pa.Table:
     """Reduce side: every row whose hash group has a smaller (id, part, row) is a duplicate."""
+    if keys.num_rows:
+        keys = keys.filter(pa.array(_hash_shared(keys.column("hash"))))
     if keys.num_rows == 0:
         return DUP_SCHEMA.empty_table()
     order = pc.sort_indices(
@@ -318,6 +324,21 @@ def duplicates_in_bucket(keys: pa.Table) -> pa.Table:
         [ranked.column("part"), ranked.column("row"), reps], schema=DUP_SCHEMA
     ).filter(pa.array(~first))
     return dups.sort_by([("part", "ascending"), ("row", "ascending")])
+
+
+def _hash_shared(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """Which rows have a hash some other row has too: most have none, and only the rest need
+    the sort by (hash, id, part, row), which compares strings."""
+    words = _hash_words(column)
+    order = np.lexsort((words[:, 1], words[:, 0]))
+    ranked = words[order]
+    same = np.all(ranked[1:] == ranked[:-1], axis=1)
+    shared = np.zeros(len(order), bool)
+    shared[1:] |= same
+    shared[:-1] |= same
+    mask = np.empty(len(order), bool)
+    mask[order] = shared
+    return mask
 
 
 def _hash_words(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
