@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
 from helpers import rechunk
 
-from pipeline.io.writers import MAX_BATCH_ROWS, ROW_GROUP_ROWS, _batch_rows, parquet_bytes
+from pipeline.io import writers
+from pipeline.io.writers import MAX_BATCH_ROWS, ROW_GROUP_ROWS, _row_sizes, parquet_bytes
 
 
 def _table(rows: int, seed: int) -> pa.Table:
@@ -44,13 +49,21 @@ def test_parquet_bytes_do_not_depend_on_the_chunks() -> None:
     assert parquet_bytes(rechunk(small, [5, 900, 8200]), "zstd") == parquet_bytes(small, "zstd")
 
 
-def test_write_batches_hold_about_the_same_text_whatever_the_document_length() -> None:
-    """A page ends after the batch that fills it: 1,024 long documents would make one page."""
+def test_row_groups_and_write_batches_hold_a_bounded_amount_of_text(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A page ends after the batch that fills it (1,024 long documents would make one page),
+    and a row group is copied whole before it is written: both are bounded in text bytes."""
     table = _table(300, 4)
     mean = sum(len(t) for t in table.column("text").to_pylist()) / table.num_rows
-    assert abs(_batch_rows(table) * mean - 256 * 1024) < 1.5 * mean
-    long = pa.table({"id": ["a", "b"], "text": ["x" * 400_000, "y" * 200_000]})
-    assert _batch_rows(long) == 1
-    assert _batch_rows(pa.table({"id": ["a"] * 10, "text": ["short"] * 10})) == MAX_BATCH_ROWS
-    assert _batch_rows(table.drop_columns(["text"])) == MAX_BATCH_ROWS
-    assert _batch_rows(table.slice(0, 0)) == MAX_BATCH_ROWS
+    groups, batches = _row_sizes(table)
+    assert groups == ROW_GROUP_ROWS
+    assert abs(batches * mean - 256 * 1024) < 1.5 * mean
+    long = pa.table({"id": ["a", "b", "c"], "text": ["x" * 400_000, "y" * 200_000, "z"]})
+    assert _row_sizes(long) == (335, 1)  # 64 MB of text at 200 KB per row, but 3 rows
+    assert _row_sizes(pa.table({"id": ["a"] * 10, "text": ["short"] * 10})) == (
+        ROW_GROUP_ROWS, MAX_BATCH_ROWS)
+    assert _row_sizes(table.drop_columns(["text"])) == (ROW_GROUP_ROWS, MAX_BATCH_ROWS)
+    assert _row_sizes(table.slice(0, 0)) == (ROW_GROUP_ROWS, MAX_BATCH_ROWS)
+    monkeypatch.setattr(writers, "GROUP_TEXT_BYTES", 300_000)
+    metadata = pq.ParquetFile(io.BytesIO(parquet_bytes(long, "zstd"))).metadata
+    assert [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)] == [1, 1, 1]

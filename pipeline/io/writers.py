@@ -22,8 +22,9 @@ import pyarrow.parquet as pq
 from pipeline.io.storage import Storage, is_remote
 
 ROW_GROUP_ROWS = 8192
+GROUP_TEXT_BYTES = 64 << 20
 MAX_BATCH_ROWS = 1024  # pyarrow's write batch
-BATCH_TEXT_BYTES = 256 * 1024
+BATCH_TEXT_BYTES = 256 << 10
 
 
 @dataclass(frozen=True)
@@ -44,29 +45,34 @@ def parquet_bytes(table: pa.Table, compression: str) -> bytes:
     row group is made one chunk before it is written (a copy of one row group at a time: the
     writer takes one chunk in a fraction of the time it takes thousands of slices).
     tests/test_writers.py."""
+    group_rows, batch_rows = _row_sizes(table)
     buffer = io.BytesIO()
     with pq.ParquetWriter(
         buffer,
         table.schema,
         compression=None if compression == "none" else compression,
-        write_batch_size=_batch_rows(table),
+        write_batch_size=batch_rows,
         use_dictionary=_repetitive(table.schema),
         write_statistics=[name for name in table.column_names if name != "text"],
     ) as writer:
-        for start in range(0, max(table.num_rows, 1), ROW_GROUP_ROWS):
-            writer.write_table(table.slice(start, ROW_GROUP_ROWS).combine_chunks(),
-                               row_group_size=ROW_GROUP_ROWS)
+        for start in range(0, max(table.num_rows, 1), group_rows):
+            writer.write_table(table.slice(start, group_rows).combine_chunks(),
+                               row_group_size=group_rows)
     return buffer.getvalue()
 
 
-def _batch_rows(table: pa.Table) -> int:
-    """Rows per write batch: about BATCH_TEXT_BYTES of text, so that pages (ended after the
-    batch that fills pyarrow's 1 MB) stay near 1 MB for long documents too, instead of one
-    page per 1,024 of them; pyarrow's 1,024 rows for a table without text."""
+def _row_sizes(table: pa.Table) -> tuple[int, int]:
+    """Rows per row group and per write batch, from the text's mean length (a function of the
+    rows, like the bytes). A row group holds ROW_GROUP_ROWS rows or GROUP_TEXT_BYTES of text,
+    whichever is less: the bound on the copy above. A batch holds about BATCH_TEXT_BYTES: a
+    page ends after the batch that fills pyarrow's 1 MB, so pages stay near 1 MB for long
+    documents too, instead of one page per 1,024 of them. Without text: pyarrow's sizes."""
     if "text" not in table.column_names or table.num_rows == 0:
-        return MAX_BATCH_ROWS
-    text_bytes = pc.sum(pc.binary_length(table.column("text"))).as_py() or 0
-    return max(1, min(MAX_BATCH_ROWS, BATCH_TEXT_BYTES * table.num_rows // max(text_bytes, 1)))
+        return ROW_GROUP_ROWS, MAX_BATCH_ROWS
+    rows = table.num_rows
+    text_bytes = max(pc.sum(pc.binary_length(table.column("text"))).as_py() or 0, 1)
+    return (max(1, min(ROW_GROUP_ROWS, GROUP_TEXT_BYTES * rows // text_bytes)),
+            max(1, min(MAX_BATCH_ROWS, BATCH_TEXT_BYTES * rows // text_bytes)))
 
 
 def _repetitive(schema: pa.Schema) -> list[str]:
