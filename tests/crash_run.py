@@ -12,7 +12,8 @@ the pipeline spells it:
 
     before:GLOB:N   the Nth file write whose path matches GLOB is about to start
     during:GLOB:N   halfway through that write: half the bytes are in its temp file
-    after:GLOB:N    that file has just landed under its final name
+    after:GLOB:N    that file has just landed under its final name (finalize's files: at their
+                    commit, which may run on its background thread, pipeline/job/commits.py)
     delete:GLOB:N   the Nth delete of a matching path is about to start
 
 Nothing here changes what the pipeline writes; it only decides when the process dies.
@@ -30,7 +31,7 @@ from collections.abc import Callable
 from typing import IO, Any
 
 from pipeline.config import load_config
-from pipeline.io.storage import Storage
+from pipeline.io.storage import PendingFile, Storage
 from pipeline.job.runner import run
 
 
@@ -83,6 +84,28 @@ def install_kill_point(die_at: str) -> None:
         _die()
 
     Storage.write_stream = write_stream  # type: ignore[method-assign]
+    original_pending = Storage.write_pending  # finalize's files, named at their commit
+
+    def write_pending(self: Storage, uri: str, data: bytes) -> PendingFile | None:
+        if not hit(uri):
+            return original_pending(self, uri, data)
+        if when == "before":
+            _die()
+        if when == "during":
+            original_pending(self, uri, data[: len(data) // 2])
+            _die()
+        written = original_pending(self, uri, data)
+        return None if written is None else _DieAfterCommit(written.tmp, written.uri)
+
+    Storage.write_pending = write_pending  # type: ignore[method-assign]
+
+
+class _DieAfterCommit(PendingFile):
+    """`after:` for a file written pending: it lands under its final name at its commit."""
+
+    def commit(self) -> None:
+        super().commit()
+        _die()
 
 
 def main(argv: list[str]) -> int:

@@ -34,7 +34,7 @@ import pytest
 from helpers import read_data, tree_bytes, without_measurements, write_jsonl
 
 from pipeline.config import ConfigError, load_config
-from pipeline.io.storage import Storage
+from pipeline.io.storage import PendingFile, Storage
 from pipeline.job import score as score_module
 from pipeline.job.runner import run
 
@@ -326,8 +326,10 @@ def orphaned(reference: Reference, tmp_path_factory: pytest.TempPathFactory):
     config = _config(reference.inputs)
     out = case / "out"
     _crash(case, config, "during:*/data/part-*.parquet:3")
-    (killed_write,) = _temp_files(out)
-    assert killed_write.startswith("data/.part-") and killed_write.endswith(".tmp")
+    killed_writes = set(_temp_files(out))  # and earlier parts' files not yet committed
+    assert any(t.startswith("data/.part-") for t in killed_writes), killed_writes
+    assert all(t.startswith(("data/.part-", "scored/.part-")) and t.endswith(".tmp")
+               for t in killed_writes), killed_writes
     first_rejects = min(k for k in reference.tree if k.startswith("rejects/"))
     junk = {
         "data/.part-00000-000.parquet.0123456789abcdef0123456789abcdef.tmp": b"PAR1junk",
@@ -344,7 +346,7 @@ def orphaned(reference: Reference, tmp_path_factory: pytest.TempPathFactory):
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(case)
         result = run(load_config(config))
-    return out, result, {killed_write, *junk}
+    return out, result, {*killed_writes, *junk}
 
 
 def test_orphaned_temp_files_do_not_affect_result(orphaned, reference: Reference) -> None:
@@ -440,6 +442,38 @@ def _stopped(reference: Reference, case: Path, pattern: str, n: int,
 def _resume_matches_reference(config: dict[str, Any], out: Path, reference: Reference) -> None:
     assert run(load_config(config)).status == "complete"
     _assert_matches_reference(out, reference)
+
+
+def test_a_failed_commit_stops_finalize_and_the_resume_completes(
+    reference: Reference, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Finalize commits parts on a background thread (pipeline/job/commits.py): a commit that
+    fails (the disk) must fail the run, record no part after it, and leave a resumable job."""
+    config = _config(reference.inputs)
+    original, calls = PendingFile.commit, []
+
+    def commit(self: PendingFile) -> None:
+        calls.append(self.uri)
+        if len(calls) == 5:
+            raise OSError("no space left on device (test)")
+        original(self)
+
+    monkeypatch.chdir(tmp_path)
+    with monkeypatch.context() as patched:
+        patched.setattr(PendingFile, "commit", commit)
+        with pytest.raises(OSError, match="no space left"):
+            run(load_config(config))
+    out = tmp_path / "out"
+    finals = sorted((out / "_work" / "done").glob("final-*.json"))
+    failed_part = Path(calls[4]).name.split("-")[1].split(".")[0]
+    assert finals and all(f.name < f"final-{failed_part}.json" for f in finals)  # none after
+    committed = {Path(uri).relative_to("out").as_posix() for uri in calls[:4]}  # cwd: tmp_path
+    for final in finals:  # a recorded part's files were all committed, under their names
+        record = json.loads(final.read_text())
+        paths = {f["path"] for f in [record["scored"], *record["data"]]}
+        assert paths <= committed and all((out / path).is_file() for path in paths)
+    assert json.loads((out / "manifest.json").read_text())["status"] != "complete"
+    _resume_matches_reference(config, out, reference)
 
 
 def _edit_scored_file(inputs: Path) -> None:

@@ -12,6 +12,7 @@ import contextlib
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import IO, Any, TypeVar
 
 import fsspec
@@ -45,6 +46,29 @@ def s3_options(s3: S3Config) -> dict[str, Any]:
     # botocore retries each request (backoff with full jitter); see pipeline/io/s3errors.py
     opts["config_kwargs"] = {"retries": {"max_attempts": s3.max_attempts, "mode": s3.retry_mode}}
     return opts
+
+
+@dataclass(frozen=True)
+class PendingFile:
+    """A local file written whole under a temporary name, neither durable nor visible yet."""
+
+    tmp: str
+    uri: str
+
+    def commit(self) -> None:
+        """fsync it, then give it its name: under that name it is whole and durable."""
+        fd = os.open(self.tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(self.tmp, self.uri)
+
+
+def temp_name(uri: str) -> str:
+    """Beside `uri`, hidden, unique: `.NAME.HEX.tmp` (what `remove_temp_files` clears)."""
+    parent = os.path.dirname(uri) or "."
+    return os.path.join(parent, f".{os.path.basename(uri)}.{uuid.uuid4().hex}.tmp")
 
 
 class Storage:
@@ -169,9 +193,8 @@ class Storage:
                 handle.closed = True
                 raise
             return
-        parent = os.path.dirname(uri) or "."
-        os.makedirs(parent, exist_ok=True)
-        tmp = os.path.join(parent, f".{os.path.basename(uri)}.{uuid.uuid4().hex}.tmp")
+        os.makedirs(os.path.dirname(uri) or ".", exist_ok=True)
+        tmp = temp_name(uri)
         try:
             with open(tmp, "wb") as handle:
                 yield handle
@@ -185,6 +208,24 @@ class Storage:
 
     def write_bytes(self, uri: str, data: bytes | memoryview, durable: bool = True) -> None:
         self.write_stream(uri, lambda handle: handle.write(data), durable)
+
+    def write_pending(self, uri: str, data: bytes | memoryview) -> PendingFile | None:
+        """`data` under a temporary name, made durable and named later (`PendingFile.commit`),
+        so that the disk's flush can overlap other work. An S3 PUT is atomic and durable: it
+        is done now, and there is nothing to commit (None)."""
+        if is_remote(uri):
+            self.write_bytes(uri, data)
+            return None
+        os.makedirs(os.path.dirname(uri) or ".", exist_ok=True)
+        tmp = temp_name(uri)
+        try:
+            with open(tmp, "wb") as handle:
+                handle.write(data)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise
+        return PendingFile(tmp, uri)
 
     def write_stream(self, uri: str, produce: Callable[[IO[bytes]], Any],
                      durable: bool = True) -> None:

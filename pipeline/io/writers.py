@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipeline.io.storage import Storage, is_remote
+from pipeline.io.storage import PendingFile, Storage, is_remote
 
 ROW_GROUP_ROWS = 8192
 GROUP_TEXT_BYTES = 64 << 20
@@ -84,11 +84,16 @@ def _repetitive(schema: pa.Schema) -> list[str]:
 
 
 def write_parquet(
-    storage: Storage, root: str, rel: str, table: pa.Table, compression: str = "zstd"
+    storage: Storage, root: str, rel: str, table: pa.Table, compression: str = "zstd",
+    pending: list[PendingFile] | None = None,
 ) -> FileInfo:
-    """Serialise in memory (to hash it), then one atomic write: one PUT on S3."""
+    """Serialise in memory (to hash it), then one atomic write: one PUT on S3. With `pending`,
+    a local file is left under a temporary name for the caller to commit (`write_pending`)."""
     data = parquet_bytes(table, compression)
-    storage.write_bytes(f"{root}/{rel}", data)
+    if pending is None:
+        storage.write_bytes(f"{root}/{rel}", data)
+    elif (written := storage.write_pending(f"{root}/{rel}", data)) is not None:
+        pending.append(written)
     return FileInfo(rel, table.num_rows, len(data), hashlib.sha256(data).hexdigest())
 
 

@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 
 from pipeline.config import PipelineConfig
 from pipeline.documents import BASE_SCHEMA
-from pipeline.io.storage import Storage
+from pipeline.io.storage import PendingFile, Storage
 from pipeline.io.writers import split_by_bytes, write_json, write_parquet
 from pipeline.layout import Layout
 from pipeline.selection.rules import apply_selection, kept_mask
@@ -29,8 +29,10 @@ RUN_ROWS = 8
 def finalize_table(
     table: pa.Table, part: int, config: PipelineConfig, layout: Layout, storage: Storage,
     color_cut: dict[str, Any] | None = None, preselect_cut: dict[str, Any] | None = None,
+    pending: list[PendingFile] | None = None,
 ) -> dict[str, Any]:
-    """Write `scored/` and `data/` files for one part and return its completion record."""
+    """Write `scored/` and `data/` files for one part and return its completion record. With
+    `pending`, the local files are left for the caller to commit before saving the record."""
     table = apply_selection(table, config.stages.enabled(), part=part, color_cut=color_cut,
                             preselect_cut=preselect_cut)
     compression = config.output.compression
@@ -39,12 +41,12 @@ def finalize_table(
         internal.add(SIGNATURE_COLUMN)
     scored_cols = [name for name in table.column_names if name not in internal]
     scored = write_parquet(storage, layout.root, layout.scored_rel(part),
-                           table.select(scored_cols), compression)
+                           table.select(scored_cols), compression, pending)
     kept = kept_rows(table, kept_mask(table))
     shards = split_by_bytes(kept, int(config.output.shard_bytes), "n_bytes")
     data = [
         write_parquet(storage, layout.root, layout.data_rel(part, j),
-                      shard.select(DATA_COLUMNS), compression).to_dict()
+                      shard.select(DATA_COLUMNS), compression, pending).to_dict()
         for j, shard in enumerate(shards)
     ]
     return {

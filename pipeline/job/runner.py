@@ -22,9 +22,10 @@ import pyarrow as pa
 
 from pipeline.config import ConfigError, PipelineConfig
 from pipeline.executors import Executor, make_executor
-from pipeline.io.storage import Storage
+from pipeline.io.storage import PendingFile, Storage
 from pipeline.io.writers import read_ipc, read_json, read_record, write_json
 from pipeline.job.color import decide_cut, part_candidates, prepare_models
+from pipeline.job.commits import COMMITS
 from pipeline.job.exact_dedupe import attach_exact_rep, run_exact_dedupe
 from pipeline.job.finalize import finalize_table, save_record
 from pipeline.job.near_dedupe import attach_dup_cluster, run_near_dedupe
@@ -202,10 +203,17 @@ class _Job:
     def finalize(self, cut: dict[str, Any] | None,
                  preselect_cut: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         parts = list(range(len(self.plan["splits"])))
+        background = self.executor.name == "local"  # in this process: see job/commits.py
         task = partial(_finalize_part, self.config, self.layout, self.storage,
-                       self.plan["buckets"], cut, preselect_cut)
+                       self.plan["buckets"], cut, preselect_cut, background)
         with self._timed("select+write", len(parts)) as progress:
-            return self.executor.map(task, parts, progress=progress)
+            try:
+                records = self.executor.map(task, parts, progress=progress)
+            except BaseException:
+                COMMITS.drain(raise_errors=False)  # the parts done so far stay done
+                raise
+            COMMITS.drain()
+            return records
 
     def mixture(self, final_records: list[dict[str, Any]]) -> dict[str, Any]:
         shards = sum(len(r["data"]) for r in final_records)
@@ -250,15 +258,28 @@ def _preselect_candidates(config: PipelineConfig, layout: Layout, storage: Stora
 
 def _finalize_part(config: PipelineConfig, layout: Layout, storage: Storage, buckets: int,
                    cut: dict[str, Any] | None, preselect_cut: dict[str, Any] | None,
-                   part: int) -> dict[str, Any]:
+                   background: bool, part: int) -> dict[str, Any]:
     record = read_record(storage, layout.final_done(part))
     if record is not None:
         return record
     table = _attached(config, layout, storage, buckets, part)
+    pending: list[PendingFile] = []
     record = finalize_table(table, part, config, layout, storage, color_cut=cut,
-                            preselect_cut=preselect_cut)
-    save_record(record, layout, storage)
-    # nothing reads the staged part again (a resume re-scores its split if this record is
-    # lost): its page cache, or disk, is freed now for the parts still to come
-    storage.delete(layout.stage(part))
+                            preselect_cut=preselect_cut, pending=pending)
+    commit = partial(_commit_part, pending, record, layout, storage)
+    if background:
+        COMMITS.submit(commit)
+    else:
+        commit()
     return record
+
+
+def _commit_part(pending: list[PendingFile], record: dict[str, Any], layout: Layout,
+                 storage: Storage) -> None:
+    """The part's files durable under their names, then its record (job/commits.py)."""
+    for file in pending:
+        file.commit()
+    save_record(record, layout, storage)
+    # nothing reads the staged part again (a resume re-scores its split if the record is
+    # lost): its page cache, or disk, is freed now for the parts still to come
+    storage.delete(layout.stage(record["part"]))
