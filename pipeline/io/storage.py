@@ -71,6 +71,20 @@ def temp_name(uri: str) -> str:
     return os.path.join(parent, f".{os.path.basename(uri)}.{uuid.uuid4().hex}.tmp")
 
 
+@contextlib.contextmanager
+def _temp_file(uri: str) -> Iterator[tuple[str, IO[bytes]]]:
+    """A new local file under `temp_name(uri)`, removed again if the block fails."""
+    os.makedirs(os.path.dirname(uri) or ".", exist_ok=True)
+    tmp = temp_name(uri)
+    try:
+        with open(tmp, "wb") as handle:
+            yield tmp, handle
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
 class Storage:
     """A filesystem plus the S3 options to rebuild it in another process (it is pickled to Ray)."""
 
@@ -193,18 +207,13 @@ class Storage:
                 handle.closed = True
                 raise
             return
-        os.makedirs(os.path.dirname(uri) or ".", exist_ok=True)
-        tmp = temp_name(uri)
-        try:
-            with open(tmp, "wb") as handle:
-                yield handle
-                handle.flush()
-                if durable:
-                    os.fsync(handle.fileno())
+        with _temp_file(uri) as (tmp, handle):
+            yield handle
+            handle.flush()
+            if durable:
+                os.fsync(handle.fileno())
+            handle.close()
             os.replace(tmp, uri)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
 
     def write_bytes(self, uri: str, data: bytes | memoryview, durable: bool = True) -> None:
         self.write_stream(uri, lambda handle: handle.write(data), durable)
@@ -216,15 +225,8 @@ class Storage:
         if is_remote(uri):
             self.write_bytes(uri, data)
             return None
-        os.makedirs(os.path.dirname(uri) or ".", exist_ok=True)
-        tmp = temp_name(uri)
-        try:
-            with open(tmp, "wb") as handle:
-                handle.write(data)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+        with _temp_file(uri) as (tmp, handle):
+            handle.write(data)
         return PendingFile(tmp, uri)
 
     def write_stream(self, uri: str, produce: Callable[[IO[bytes]], Any],
