@@ -21,6 +21,7 @@ Progress = Callable[[int, int], None]  # (done, total)
 
 class Executor(ABC):
     name: str
+    in_driver = False  # tasks run in the calling process (so they may leave it work to finish)
     last_peak_rss_mb: float | None = None  # max over workers of the last map call, MB
     _phase_peak_mb: float | None = None
 

@@ -18,6 +18,7 @@ R = TypeVar("R")
 
 class LocalExecutor(Executor):
     name = "local"
+    in_driver = True
 
     def map(
         self,

@@ -203,7 +203,7 @@ class _Job:
     def finalize(self, cut: dict[str, Any] | None,
                  preselect_cut: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         parts = list(range(len(self.plan["splits"])))
-        background = self.executor.name == "local"  # in this process: see job/commits.py
+        background = self.executor.in_driver  # commits in this process: job/commits.py
         task = partial(_finalize_part, self.config, self.layout, self.storage,
                        self.plan["buckets"], cut, preselect_cut, background)
         with self._timed("select+write", len(parts)) as progress:
