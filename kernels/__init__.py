@@ -6,6 +6,6 @@ holding the full `[T, V]` logits. `backend="auto"` takes the Triton kernel on a 
 Triton is installed and the torch path otherwise.
 """
 
-from kernels.token_nll import BACKENDS, token_nll, token_nll_lse
+from siftline.kernels.token_nll import BACKENDS, token_nll, token_nll_lse
 
 __all__ = ["BACKENDS", "token_nll", "token_nll_lse"]

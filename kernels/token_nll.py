@@ -78,11 +78,11 @@ def token_nll_lse(
     _check(hidden, weight, targets, bias, softcap, backend)
     _check_targets(targets, weight.shape[0], ignore_index)
     if _use_triton(hidden, backend):
-        from kernels.token_nll_triton import token_nll_triton
+        from siftline.kernels.token_nll_triton import token_nll_triton
 
         return token_nll_triton(hidden, weight, targets, bias=bias, softcap=softcap,
                                 ignore_index=ignore_index)
-    from kernels.token_nll_torch import token_nll_torch
+    from siftline.kernels.token_nll_torch import token_nll_torch
 
     return token_nll_torch(hidden, weight, targets, bias=bias, softcap=softcap,
                            ignore_index=ignore_index)

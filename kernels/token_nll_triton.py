@@ -10,7 +10,7 @@ target logit, all in registers (the design of Cut Cross-Entropy). Logits never l
 Splitting the vocabulary over several programs keeps the GPU busy when T is small; the partial
 (max, sum, target logit) of each split are combined in torch, which costs O(splits * T).
 
-Importing this module imports triton, so `kernels.token_nll` imports it only for the triton
+Importing this module imports triton, so `siftline.kernels.token_nll` imports it only for the triton
 backend. The kernel runs on CUDA tensors, or on CPU tensors when TRITON_INTERPRET=1 was set
 before this module (and triton) were first imported: triton reads the variable when `@triton.jit`
 runs. Under the interpreter the blocks are small and fixed; on a GPU they are autotuned.
@@ -267,7 +267,7 @@ def token_nll_triton(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """fp32 (nll [T], lse [T]) with the semantics of `token_nll_torch`.
 
-    Shapes and target ranges are checked by `kernels.token_nll`; `vocab_splits` forces the
+    Shapes and target ranges are checked by `siftline.kernels.token_nll`; `vocab_splits` forces the
     number of vocabulary splits (tests use it to exercise the combine step); `config` and
     `variant` fix the tiles and the kernel variant (see `_launch`).
     """

@@ -1,18 +1,18 @@
 """siftline: select the pretraining text that teaches a language model the most.
 
-The importable API mirrors the CLI: `pipeline.run(config)` runs a job, `pipeline.load_config`
+The importable API mirrors the CLI: `siftline.run(config)` runs a job, `siftline.load_config`
 builds a config from YAML or a dict, and every stage is a plain function or class over pyarrow
-tables (see `pipeline.stages`).
+tables (see `siftline.stages`).
 """
 
 from __future__ import annotations
 
-from pipeline.config import ConfigError, PipelineConfig, load_config
+from siftline.config import ConfigError, PipelineConfig, load_config
 
 
 def run(config, *, overwrite: bool = False, reporter=None):
     """Run a job from a `PipelineConfig`, a YAML path or a dict of sections."""
-    from pipeline.job.runner import run as _run
+    from siftline.job.runner import run as _run
 
     if not isinstance(config, PipelineConfig):
         config = load_config(config)
@@ -21,8 +21,8 @@ def run(config, *, overwrite: bool = False, reporter=None):
 
 def select(output: str, config=None, overrides: dict | None = None) -> dict:
     """Re-select a finished run from its scored parts (the API twin of `siftline select`)."""
-    from pipeline.io.storage import Storage
-    from pipeline.selection.reselect import load_finished_manifest, reselect
+    from siftline.io.storage import Storage
+    from siftline.selection.reselect import load_finished_manifest, reselect
 
     if config is None:
         base = load_finished_manifest(output, Storage())["config"]

@@ -24,10 +24,10 @@ from pydantic import (
     model_validator,
 )
 
-from pipeline.lm.config import ModelConfig, SampleConfig, ScoreConfig, TrainConfig
-from pipeline.mixture.config import MixtureConfig
-from pipeline.preselect.config import PreselectConfig
-from pipeline.sections import Section as _Section
+from siftline.lm.config import ModelConfig, SampleConfig, ScoreConfig, TrainConfig
+from siftline.mixture.config import MixtureConfig
+from siftline.preselect.config import PreselectConfig
+from siftline.sections import Section as _Section
 
 STAGE_NAMES = ("exact_dedupe", "near_dedupe", "color_filter", "preselect")
 M = TypeVar("M", bound=BaseModel)
@@ -142,7 +142,7 @@ class NearDedupeConfig(_Section):
     def band_shape(self) -> tuple[int, int]:
         if self.bands is not None and self.rows is not None:
             return self.bands, self.rows
-        from pipeline.dedupe.lsh import optimal_params
+        from siftline.dedupe.lsh import optimal_params
 
         return optimal_params(self.threshold, self.num_perm)
 

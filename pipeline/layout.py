@@ -6,7 +6,7 @@ OUT/
   rejects/part-PPPPP.jsonl      quarantined records with source, position and error
   stats.json, manifest.json     accounting and provenance, written last
   plots/color_score.png         CoLoR-Filter score histograms with the selection cut
-  weights.json, plots/weights.png   domain sampling weights over training (pipeline.mixture)
+  weights.json, plots/weights.png   domain sampling weights over training (siftline.mixture)
   mix/phase-K/                  Parquet shards drawn by phase K's weights (`siftline mix`)
   models/prior, models/conditional   CoLoR-Filter's trained auxiliary models (kept by
                                 --overwrite, and reused while their config is unchanged)
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipeline.io.storage import join
+from siftline.io.storage import join
 
 OUTPUT_ENTRIES = ("data", "scored", "rejects", "stats.json", "manifest.json", "_work", "plots",
                   "weights.json", "mix", "eval")
@@ -90,7 +90,7 @@ class Layout:
     def rejects_rel(part: int) -> str:
         return f"rejects/part-{part:05d}.jsonl"
 
-    # -- domain mixture (pipeline.mixture) --------------------------------------------------
+    # -- domain mixture (siftline.mixture) --------------------------------------------------
     @property
     def weights(self) -> str:
         return join(self.root, "weights.json")

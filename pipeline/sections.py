@@ -1,7 +1,7 @@
 """The base of every config section: unknown keys are errors, assignments are validated.
 
-Kept apart from `pipeline.config` so that section models living beside the code they configure
-(`pipeline.lm.config`) can be imported by it without a cycle.
+Kept apart from `siftline.config` so that section models living beside the code they configure
+(`siftline.lm.config`) can be imported by it without a cycle.
 """
 
 from __future__ import annotations

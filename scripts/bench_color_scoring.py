@@ -30,15 +30,15 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_lm_scoring import sample_texts  # noqa: E402
 
-import pipeline  # noqa: E402
-from pipeline.config import ColorFilterConfig  # noqa: E402
-from pipeline.documents import add_local_reasons, make_table  # noqa: E402
-from pipeline.lm.checkpoint import save_model  # noqa: E402
-from pipeline.lm.config import ModelConfig, ScoreConfig  # noqa: E402
-from pipeline.lm.model import CausalLM  # noqa: E402
-from pipeline.lm.scorer import DocumentScorer  # noqa: E402
-from pipeline.lm.tokenizer import train_tokenizer  # noqa: E402
-from pipeline.stages.color_filter import ColorScore  # noqa: E402
+import siftline  # noqa: E402
+from siftline.config import ColorFilterConfig  # noqa: E402
+from siftline.documents import add_local_reasons, make_table  # noqa: E402
+from siftline.lm.checkpoint import save_model  # noqa: E402
+from siftline.lm.config import ModelConfig, ScoreConfig  # noqa: E402
+from siftline.lm.model import CausalLM  # noqa: E402
+from siftline.lm.scorer import DocumentScorer  # noqa: E402
+from siftline.lm.tokenizer import train_tokenizer  # noqa: E402
+from siftline.stages.color_filter import ColorScore  # noqa: E402
 
 
 def build_models(texts: list[str], folder: Path, preset: str) -> tuple[str, str]:
@@ -98,7 +98,7 @@ def main() -> None:
         ray_times = []
         for _ in range(args.repeats):
             shutil.rmtree(work / "out", ignore_errors=True)
-            ray_times.append(pipeline.run(job).stats["wall_time_s"]["read+score"])
+            ray_times.append(siftline.run(job).stats["wall_time_s"]["read+score"])
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"{len(texts)} docs, {sum(map(len, texts)) / 1e6:.2f} M chars, {tokens} tokens per "

@@ -5,7 +5,7 @@ context is cut into windows that advance by `stride`), so their per-document NLL
 They differ in how: the plain loop takes documents in input order in batches of `--plain-batch`,
 pads each batch to its longest window, materialises `[B, T, V]` logits and calls
 `F.cross_entropy(reduction="none")`; the scorer sorts windows by length, packs them by padded
-token count and passes only scored positions to `kernels.token_nll`. Documents are a seeded
+token count and passes only scored positions to `siftline.kernels.token_nll`. Documents are a seeded
 sample of the standard-library demo corpus (long code chunks) or of a JSON Lines file such as
 ../shared/data/web/dclm_labeled.jsonl (web pages of every length); the model is randomly
 initialised (speed does not depend on the weights) with a BPE tokenizer trained on the sample.
@@ -34,12 +34,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pipeline.demo.corpus import collect_records
-from pipeline.lm.checkpoint import SiftlineLM
-from pipeline.lm.config import ModelConfig, ScoreConfig
-from pipeline.lm.model import CausalLM
-from pipeline.lm.scorer import IGNORE, DocumentScorer, plan_windows
-from pipeline.lm.tokenizer import train_tokenizer
+from siftline.demo.corpus import collect_records
+from siftline.lm.checkpoint import SiftlineLM
+from siftline.lm.config import ModelConfig, ScoreConfig
+from siftline.lm.model import CausalLM
+from siftline.lm.scorer import IGNORE, DocumentScorer, plan_windows
+from siftline.lm.tokenizer import train_tokenizer
 
 
 def sample_texts(n_docs: int, seed: int, source: str = "demo") -> list[str]:

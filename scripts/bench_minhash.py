@@ -79,7 +79,7 @@ def generate(n_docs: int) -> list[str]:
 
 # -- children: one method, one run -------------------------------------------------------------
 def _shingle_lists(texts: list[str]) -> list[list[bytes]]:
-    from pipeline.dedupe import shingles
+    from siftline.dedupe import shingles
 
     return [shingles(t) for t in texts]
 
@@ -88,7 +88,7 @@ def _datasketch(texts: list[str], method: str) -> Any:
     import xxhash
     from datasketch import MinHash
 
-    from pipeline.dedupe import shingles
+    from siftline.dedupe import shingles
 
     if method == "datasketch_bulk":
         return MinHash.bulk(_shingle_lists(texts), num_perm=NUM_PERM, seed=1,
@@ -107,7 +107,7 @@ def _datasketch(texts: list[str], method: str) -> Any:
 def _rensa(texts: list[str], method: str) -> Any:
     from rensa import RMinHash
 
-    from pipeline.dedupe import shingles
+    from siftline.dedupe import shingles
 
     if method == "rensa_matrix":
         return RMinHash.digest_matrix_from_token_sets(_shingle_lists(texts), NUM_PERM, 1)
@@ -120,7 +120,7 @@ def _rensa(texts: list[str], method: str) -> Any:
 
 
 def _siftline(texts: Any, method: str) -> Any:
-    from pipeline.dedupe import minhash_signatures
+    from siftline.dedupe import minhash_signatures
 
     return minhash_signatures(texts, NUM_PERM, 1)
 
@@ -139,7 +139,7 @@ def child(method: str, data: Path, cpu: int) -> None:
         _datasketch if method.startswith("datasketch") else _rensa)
     start = time.perf_counter()
     if method.startswith("siftline"):
-        from pipeline.dedupe.minhash import warm_up
+        from siftline.dedupe.minhash import warm_up
 
         warm_up()
     run(texts[:8], method)
@@ -166,7 +166,7 @@ def check_identical(texts: list[str]) -> bool:
     import xxhash
     from datasketch import MinHash
 
-    from pipeline.dedupe import minhash_signatures, shingles
+    from siftline.dedupe import minhash_signatures, shingles
 
     ours = minhash_signatures(texts, NUM_PERM, 1)
     for text, row in zip(texts, ours, strict=True):

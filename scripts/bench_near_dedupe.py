@@ -3,7 +3,7 @@
 Data (generated once, cached, seeded): ~2 KB English-like JSONL documents, Zipfian over ~18k
 words, 50k per file; a --dup-rate share copy another document of their file with 5% of the words
 replaced (runs of 10). Each measurement is a fresh subprocess: `signatures` (in-process
-`minhash_signatures` and the stage on 100k texts, bytes per document) and `job` (`pipeline.run`,
+`minhash_signatures` and the stage on 100k texts, bytes per document) and `job` (`siftline.run`,
 near dedupe only, zstd; local = CPU 0, one thread), while this process (CPU 1) samples the job's
 process tree RSS (ray workers included) and the size of `_work` every 0.5 s.
 
@@ -138,7 +138,7 @@ def max_rss(who: int = resource.RUSAGE_SELF) -> int:
     """The peak since start: for this process from executors.memory, since the local executor
     resets the kernel's mark (and with it ru_maxrss) at each phase to measure the phase."""
     if who == resource.RUSAGE_SELF:
-        from pipeline.executors.memory import lifetime_peak_rss_mb
+        from siftline.executors.memory import lifetime_peak_rss_mb
 
         return int(lifetime_peak_rss_mb() * 1e6)
     return resource.getrusage(who).ru_maxrss * 1024
@@ -150,10 +150,10 @@ def child_signatures(data: Path, n: int) -> dict[str, Any]:
     import pyarrow as pa
     import pyarrow.json as pj
 
-    from pipeline.config import NearDedupeConfig
-    from pipeline.dedupe import minhash_signatures
-    from pipeline.dedupe.minhash import warm_up
-    from pipeline.stages.near_dedupe import MinHashBands, band_edges, band_rows
+    from siftline.config import NearDedupeConfig
+    from siftline.dedupe import minhash_signatures
+    from siftline.dedupe.minhash import warm_up
+    from siftline.stages.near_dedupe import MinHashBands, band_edges, band_rows
 
     warm_up()
     rss0, files = rss_now(), sorted(data.glob("*.jsonl"))[: -(-n // DOCS_PER_FILE)]
@@ -182,8 +182,8 @@ def child_job(data: Path, out: Path, executor: str, split_mb: int) -> dict[str, 
     import numba  # noqa: F401
     import pyarrow.parquet  # noqa: F401
 
-    import pipeline
-    from pipeline.job.runner import Reporter
+    import siftline
+    from siftline.job.runner import Reporter
 
     class Marks(Reporter):
         """As each phase starts: the peak RSS so far, CPU time, and the staged tables' size."""
@@ -196,13 +196,13 @@ def child_job(data: Path, out: Path, executor: str, split_mb: int) -> dict[str, 
             if name == "near_dedupe":
                 self.staged = sum(f.stat().st_size for f in (out / "_work/stage").iterdir())
 
-    config = pipeline.load_config({
+    config = siftline.load_config({
         "input": {"paths": [str(data)], "split_bytes": split_mb * 1_000_000},
         "output": {"path": str(out), "compression": "zstd"},
         "executor": {"kind": executor},
         "stages": {"exact_dedupe": {"enabled": False}, "near_dedupe": {"enabled": True}}})
     marks, wall, cpu = Marks(), time.perf_counter(), time.process_time()
-    stats = pipeline.run(config, reporter=marks).stats
+    stats = siftline.run(config, reporter=marks).stats
     cpu_end, scored = time.process_time(), sorted((out / "scored").glob("*.parquet"))
     return {"seconds": time.perf_counter() - wall, "cpu_seconds": cpu_end - cpu,
             "phases": stats["wall_time_s"], "dropped": stats["dropped"],
@@ -290,7 +290,7 @@ def table(head: list[str], rows: list[list[str]], markdown: bool) -> str:
 def report(meta: dict[str, Any], sig: dict[str, Any], job: dict[str, Any],
            recall: dict[str, float], args: argparse.Namespace) -> str:
     """Three tables: the job, its phases, and the in-process signatures with bytes per doc."""
-    from pipeline.config import NearDedupeConfig
+    from siftline.config import NearDedupeConfig
 
     b, r = NearDedupeConfig().band_shape()
     jac, n, secs, per, s = (np.array(meta["jaccard_sample"]), meta["docs"], job["seconds"],

@@ -13,18 +13,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from pipeline.preselect.classifier import load_classifier, positive_probability  # noqa: E402
-from pipeline.preselect.config import FastTextConfig  # noqa: E402
-from pipeline.preselect.fasttext_train import Example, train_fasttext  # noqa: E402
-from pipeline.preselect.metrics import binary_metrics  # noqa: E402
+from siftline.preselect.classifier import load_classifier, positive_probability
+from siftline.preselect.config import FastTextConfig
+from siftline.preselect.fasttext_train import Example, train_fasttext
+from siftline.preselect.metrics import binary_metrics
 
 DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "data" / "web" / "dclm_labeled.jsonl"
 

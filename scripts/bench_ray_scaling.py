@@ -33,19 +33,17 @@ PARALLEL_PHASES = ("read+score", "exact_dedupe", "near_dedupe", "select+write")
 
 def child(corpus: str, out: str, workers: int, split_bytes: int) -> None:
     """One timed run (in its own process); prints a JSON line."""
-    sys.path.insert(0, str(ROOT))
     import ray
 
-    from pipeline import load_config
-    from pipeline.executors.ray_executor import _quiet_local_env
-    from pipeline.job.runner import run
+    from siftline import load_config
+    from siftline.executors.ray_executor import _quiet_local_env
+    from siftline.job.runner import run
 
     _quiet_local_env()
     started = time.perf_counter()
     # Ray started here, so its start-up stays out of the job's phases (the job joins it)
     ray.init(address="local", num_cpus=workers, include_dashboard=False,
-             _node_ip_address="127.0.0.1",
-             runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
+             _node_ip_address="127.0.0.1")
     ray_start = time.perf_counter() - started
     config = load_config({
         "input": {"paths": [corpus], "split_bytes": split_bytes}, "output": {"path": out},
@@ -65,8 +63,7 @@ def child(corpus: str, out: str, workers: int, split_bytes: int) -> None:
 def one_run(corpus: Path, scratch: Path, workers: int, split_bytes: int) -> dict[str, Any]:
     out = scratch / f"out-{workers}"
     shutil.rmtree(out, ignore_errors=True)
-    env = {**os.environ, **dict.fromkeys(THREAD_ENV, "1"), "RAY_DEDUP_LOGS": "1",
-           "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, **dict.fromkeys(THREAD_ENV, "1"), "RAY_DEDUP_LOGS": "1"}
     proc = subprocess.run([sys.executable, __file__, "--child", str(corpus), str(out),
                            str(workers), str(split_bytes)],
                           env=env, capture_output=True, text=True, check=True)
@@ -90,8 +87,7 @@ def main() -> int:
         child(args.child[0], args.child[1], int(args.child[2]), int(args.child[3]))
         return 0
 
-    sys.path.insert(0, str(ROOT))
-    from pipeline.demo.corpus import build_demo_corpus
+    from siftline.demo.corpus import build_demo_corpus
 
     scratch = Path(args.scratch)
     split_bytes = 64_000_000

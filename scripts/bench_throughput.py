@@ -1,6 +1,6 @@
 """Throughput of read -> exact-dedupe -> write, one process on one core.
 
-Compares siftline's end-to-end job (`pipeline.run`, local executor, exact dedupe, zstd) with
+Compares siftline's end-to-end job (`siftline.run`, local executor, exact dedupe, zstd) with
 pyarrow's own JSON read + Parquet write of the same files (the ceiling) and with datatrove's
 JsonlReader -> ParquetWriter; siftline twice, with its C kernels (as installed where there is
 a C compiler) and with their fallbacks, pyarrow's JSON reader and numba's kernels
@@ -8,7 +8,7 @@ a C compiler) and with their fallbacks, pyarrow's JSON reader and numba's kernel
 is a fresh subprocess pinned to CPU 0 with one thread everywhere; the time of a method is the
 median of --repeats runs, and each goal is checked on the median of the repeats' ratios (a
 repeat runs the methods back to back, so its ratio does not see the machine drift between
-repeats). Imports (siftline's including the modules `pipeline.run` loads late) are left out of
+repeats). Imports (siftline's including the modules `siftline.run` loads late) are left out of
 the timer and shown apart.
 
     python scripts/bench_throughput.py --mb 200 --repeats 7 --markdown
@@ -160,11 +160,11 @@ def run_siftline(data: Path, out: Path) -> Job:
     import pandas  # noqa: F401  -- pyarrow imports it lazily on the first pa.array()
     import pyarrow.parquet  # noqa: F401
 
-    import pipeline
-    import pipeline.job.runner  # noqa: F401  -- the job's own modules, which run() imports late
-    from pipeline.config import STAGE_NAMES
+    import siftline
+    import siftline.job.runner  # noqa: F401  -- the job's own modules, which run() imports late
+    from siftline.config import STAGE_NAMES
 
-    config = pipeline.load_config({
+    config = siftline.load_config({
         "input": {"paths": [str(data)]},
         "output": {"path": str(out), "compression": "zstd"},
         "executor": {"kind": "local"},
@@ -173,7 +173,7 @@ def run_siftline(data: Path, out: Path) -> Job:
     })
 
     def job() -> dict[str, Any]:
-        stats = pipeline.run(config).stats
+        stats = siftline.run(config).stats
         return {"phases": stats["wall_time_s"], "dropped": stats["dropped"]}
 
     return job

@@ -7,7 +7,7 @@ pinned to CPU 0 with one thread everywhere:
    and siftline's steps on the same file: read_split (and, apart, the blocks' parse inside it:
    the compiled parser's where it is built, else pyarrow's with its screen), the stages (local
    reasons + exact hash), the staged Arrow write, the data Parquet write.
-2. Whole jobs (`pipeline.run`, local executor, exact dedupe only), with their minor page
+2. Whole jobs (`siftline.run`, local executor, exact dedupe only), with their minor page
    faults: on a 1 MB slice in a fresh process (what a job costs regardless of its size), and
    on all the data in a fresh process, then again in that same process (the warm second run
    has no fixed or first-touch costs).
@@ -61,10 +61,10 @@ def _best_cpu(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
 
 
 def _config(inputs: Path, out: Path) -> Any:
-    import pipeline
-    from pipeline.config import STAGE_NAMES
+    import siftline
+    from siftline.config import STAGE_NAMES
 
-    return pipeline.load_config({
+    return siftline.load_config({
         "input": {"paths": [str(inputs)]},
         "output": {"path": str(out), "compression": "zstd"},
         "executor": {"kind": "local"},
@@ -80,14 +80,14 @@ def per_file(path: Path, scratch: Path, repeats: int) -> dict[str, float]:
     import pyarrow.json as pj
     import pyarrow.parquet as pq
 
-    from pipeline.io.jsonl import iter_blocks
-    from pipeline.io.jsonl_compiled import CompiledJsonl
-    from pipeline.io.jsonl_fast import FastJsonl
-    from pipeline.io.readers import plan_splits, read_split
-    from pipeline.io.storage import Storage
-    from pipeline.io.writers import parquet_bytes, write_table_ipc
-    from pipeline.job.finalize import DATA_COLUMNS
-    from pipeline.stages import apply_stages, build_stages
+    from siftline.io.jsonl import iter_blocks
+    from siftline.io.jsonl_compiled import CompiledJsonl
+    from siftline.io.jsonl_fast import FastJsonl
+    from siftline.io.readers import plan_splits, read_split
+    from siftline.io.storage import Storage
+    from siftline.io.writers import parquet_bytes, write_table_ipc
+    from siftline.job.finalize import DATA_COLUMNS
+    from siftline.stages import apply_stages, build_stages
 
     scratch.mkdir(parents=True, exist_ok=True)
     config = _config(path, scratch / "out")
@@ -133,8 +133,8 @@ def whole_jobs(inputs: Path, scratch: Path, runs: int) -> list[tuple[float, int]
     import pandas  # noqa: F401  -- pyarrow imports it lazily on the first pa.array()
     import pyarrow.parquet  # noqa: F401
 
-    import pipeline
-    import pipeline.job.runner  # noqa: F401  -- imported late by run(); an import all the same
+    import siftline
+    import siftline.job.runner  # noqa: F401  -- imported late by run(); an import all the same
 
     jobs = []
     for i in range(runs):
@@ -142,7 +142,7 @@ def whole_jobs(inputs: Path, scratch: Path, runs: int) -> list[tuple[float, int]
         shutil.rmtree(out, ignore_errors=True)
         config = _config(inputs, out)
         start, faults = time.process_time(), resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-        pipeline.run(config)
+        siftline.run(config)
         jobs.append((time.process_time() - start,
                      resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults))
     return jobs
@@ -159,12 +159,12 @@ def first_dispatch(_path: Path, _scratch: Path, _n: int) -> dict[str, Any]:
     import pandas  # noqa: F401
     import pyarrow as pa
 
-    import pipeline.job.runner  # noqa: F401
-    from pipeline.config import FieldMap
-    from pipeline.io import jsonl_compiled, jsonl_scan
-    from pipeline.io.jsonl_fast import FastJsonl, screen
-    from pipeline.stages import exact_dedupe
-    from pipeline.stages.exact_dedupe import normalized_hashes
+    import siftline.job.runner  # noqa: F401
+    from siftline.config import FieldMap
+    from siftline.io import jsonl_compiled, jsonl_scan
+    from siftline.io.jsonl_fast import FastJsonl, screen
+    from siftline.stages import exact_dedupe
+    from siftline.stages.exact_dedupe import normalized_hashes
 
     had_scipy = "scipy.linalg" in sys.modules
     start = time.process_time()

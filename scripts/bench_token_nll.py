@@ -2,14 +2,14 @@
 
 Three modes:
 
-  --device cpu   the chunked torch path (`kernels.token_nll`, backend torch) against materialised
-                 fp32 logits + F.cross_entropy(reduction="none"), T=4096, d in {256, 512, 768},
-                 V in {8192, 32768, 50257}. Each (case, method) runs in a fresh subprocess so
-                 its peak memory can be read honestly: peak MB is the growth of the process's
-                 resident-set high-water mark (ru_maxrss) over its value once the inputs are
-                 allocated, i.e. the extra memory the method needed at its worst moment.
-                 Warm-up is one call on the first 256 tokens (CPU matmul has nothing to compile
-                 or tune; this only loads kernels and wakes the thread pool).
+  --device cpu   the chunked torch path (`siftline.kernels.token_nll`, backend torch) against
+                 materialised fp32 logits + F.cross_entropy(reduction="none"), T=4096, d in {256,
+                 512, 768}, V in {8192, 32768, 50257}. Each (case, method) runs in a fresh
+                 subprocess so its peak memory can be read honestly: peak MB is the growth of the
+                 process's resident-set high-water mark (ru_maxrss) over its value once the inputs
+                 are allocated, i.e. the extra memory the method needed at its worst moment. Warm-up
+                 is one call on the first 256 tokens (CPU matmul has nothing to compile or tune;
+                 this only loads kernels and wakes the thread pool).
   --device cuda  the Triton kernel vs eager torch (bf16 logits + F.cross_entropy, as users write
                  it, and an fp32-upcast variant) vs torch.compile of the upcast variant vs the
                  chunked torch path; T=16384, d in {768, 2048}, V in {50257, 128256}, bf16.
@@ -49,9 +49,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from kernels import token_nll  # noqa: E402
+from siftline.kernels import token_nll  # noqa: E402
 
 SEED = 20240611
 WARMUP_TOKENS_CPU = 256
@@ -277,7 +275,7 @@ def correctness(case: Case, device: str, n_tokens: int) -> dict[str, Any]:
 def best_triton_configs() -> dict[str, str]:
     """The autotuner's choice per (d, V) key, to record with the results."""
     try:
-        from kernels import token_nll_triton as kt
+        from siftline.kernels import token_nll_triton as kt
     except ImportError:
         return {}
     return {f"{kind} {key}": str(cfg) for kind, tuner in getattr(kt, "TUNED", {}).items()

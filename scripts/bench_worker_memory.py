@@ -29,9 +29,8 @@ PHASES = ("read+score", "exact_dedupe", "near_dedupe", "select+write")
 
 def child(corpus: str, out: str, split_bytes: int) -> None:
     """One run (in its own process); prints a JSON line."""
-    sys.path.insert(0, str(ROOT))
-    from pipeline import load_config
-    from pipeline.job.runner import run
+    from siftline import load_config
+    from siftline.job.runner import run
 
     overrides: dict[str, Any] = {
         "output.path": out, "executor.kind": "ray", "executor.num_workers": 1,
@@ -54,7 +53,7 @@ def child(corpus: str, out: str, split_bytes: int) -> None:
 def one_run(corpus: str, scratch: Path, split_bytes: int) -> dict[str, Any]:
     out = scratch / "out"
     shutil.rmtree(out, ignore_errors=True)
-    env = {**os.environ, **dict.fromkeys(THREAD_ENV, "1"), "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, **dict.fromkeys(THREAD_ENV, "1")}
     proc = subprocess.run([sys.executable, __file__, "--child", corpus, str(out),
                            str(split_bytes)], env=env, capture_output=True, text=True,
                           check=False, cwd=scratch)

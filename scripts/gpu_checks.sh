@@ -19,9 +19,12 @@ export PYTHONUNBUFFERED=1
 if compgen -G ".whl/*.whl" >/dev/null; then
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
         --target /tmp/site .whl/*.whl || exit 1
-    export PYTHONPATH=/tmp/site
 fi
-export PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$PWD"
+# siftline laid out as it installs (setup.py): pipeline/ is `siftline`, kernels/ is
+# `siftline.kernels`. A copy needs no build tools on the machine; numba serves the C kernels.
+rm -rf /tmp/site/siftline && mkdir -p /tmp/site \
+    && cp -r pipeline /tmp/site/siftline && cp -r kernels /tmp/site/siftline/kernels || exit 1
+export PYTHONPATH=/tmp/site
 
 {
     nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm,temperature.gpu \

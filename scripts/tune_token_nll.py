@@ -16,19 +16,15 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+import triton
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import triton  # noqa: E402
-
-import kernels.token_nll_triton as kt  # noqa: E402
+import siftline.kernels.token_nll_triton as kt
 
 TILES = [(128, 128, 64, 8, 3), (128, 128, 64, 8, 4), (64, 256, 64, 8, 3), (128, 256, 64, 8, 3),
          (256, 128, 64, 8, 3), (128, 128, 128, 8, 3), (128, 256, 32, 8, 4), (64, 256, 64, 4, 3),

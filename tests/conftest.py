@@ -9,15 +9,21 @@ from typing import Any
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
+TESTS = Path(__file__).resolve().parent
+CHECKOUT = TESTS.parent
+# `python -m pytest` puts the checkout first on sys.path, where its folders `pipeline/` and
+# `kernels/` would shadow other distributions of those names (Hugging Face's `kernels`, which
+# transformers imports). Users import the installed `siftline`; so do the tests.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != CHECKOUT]
+sys.path.insert(0, str(TESTS))
 
 from helpers import write_jsonl  # noqa: E402
 
 pytest_plugins = ["s3_fixtures"]  # the `endpoint` fixture: a moto S3 server on 127.0.0.1
 
-from pipeline import load_config  # noqa: E402
-from pipeline.job.runner import RunResult  # noqa: E402
-from pipeline.job.runner import run as run_pipeline  # noqa: E402
+from siftline import load_config  # noqa: E402
+from siftline.job.runner import RunResult  # noqa: E402
+from siftline.job.runner import run as run_pipeline  # noqa: E402
 
 
 @pytest.fixture

@@ -30,9 +30,9 @@ import sys
 from collections.abc import Callable
 from typing import IO, Any
 
-from pipeline.config import load_config
-from pipeline.io.storage import PendingFile, Storage
-from pipeline.job.runner import run
+from siftline.config import load_config
+from siftline.io.storage import PendingFile, Storage
+from siftline.job.runner import run
 
 
 def _die() -> None:

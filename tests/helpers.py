@@ -17,8 +17,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import zstandard
 
-from pipeline import PipelineConfig, load_config
-from pipeline.job.report import MEASURED
+from siftline import PipelineConfig, load_config
+from siftline.job.report import MEASURED
 
 PathLike = str | Path
 Record = Mapping[str, Any] | bytes
@@ -136,9 +136,9 @@ def uniform_model(folder: Path, vocab: int, tokenizer: Any) -> str:
     the NLL is exactly ln(vocab) per token (a scorer's answer known in advance)."""
     import torch
 
-    from pipeline.lm.checkpoint import save_model
-    from pipeline.lm.config import ModelConfig
-    from pipeline.lm.model import CausalLM
+    from siftline.lm.checkpoint import save_model
+    from siftline.lm.config import ModelConfig
+    from siftline.lm.model import CausalLM
 
     model = CausalLM(ModelConfig(vocab_size=vocab, d_model=16, n_layers=1, n_heads=2,
                                  context_length=32))

@@ -16,8 +16,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from pipeline.io.storage import Storage
-from pipeline.stages.color_filter import ColorScore
+from siftline.io.storage import Storage
+from siftline.stages.color_filter import ColorScore
 
 ENV = "SIFTLINE_TEST_WORKER_FAULTS"  # JSON: {"log": PATH, "marker": PATH, "die_after": N}
 CHECKPOINTS = "/_work/partial/"

@@ -8,7 +8,7 @@ import sys
 import pyarrow as pa
 import pytest
 
-from pipeline.executors import allocator
+from siftline.executors import allocator
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")

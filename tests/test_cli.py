@@ -16,7 +16,7 @@ import yaml
 from helpers import read_data, tree_bytes, without_measurements, write_jsonl
 from typer.testing import CliRunner, Result
 
-import pipeline.cli.main as cli
+import siftline.cli.main as cli
 
 DOMAINS = ("web", "code", "books")
 

@@ -12,11 +12,11 @@ import pyarrow as pa
 import pytest
 from helpers import uniform_model
 
-import pipeline
-from pipeline.config import ColorFilterConfig, ConfigError, load_config
-from pipeline.lm.tokenizer import train_tokenizer
-from pipeline.selection.color import CANDIDATE_SCHEMA, compute_cut, selected_mask
-from pipeline.stages.color_filter import ColorScore
+import siftline
+from siftline.config import ColorFilterConfig, ConfigError, load_config
+from siftline.lm.tokenizer import train_tokenizer
+from siftline.selection.color import CANDIDATE_SCHEMA, compute_cut, selected_mask
+from siftline.stages.color_filter import ColorScore
 
 WORDS_A = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa"]
 WORDS_B = ["red", "green", "blue", "yellow", "purple", "orange", "black", "white", "grey", "brown"]
@@ -31,9 +31,9 @@ def test_score_is_prior_minus_conditional_mean_nll(tokenizer, tmp_path: Path) ->
     prior = uniform_model(tmp_path / "prior", 512, tokenizer)
     cond = uniform_model(tmp_path / "cond", 300, tokenizer)
     stage = ColorScore(ColorFilterConfig(score={"device": "cpu"}), prior, cond)
-    table = pipeline.documents.make_table(
+    table = siftline.documents.make_table(
         ["a", "b", "c"], ["alpha beta gamma " * 30, "red", "   "], ["x"] * 3, ["s"] * 3)
-    table = pipeline.documents.add_local_reasons(table, 1_000_000)
+    table = siftline.documents.add_local_reasons(table, 1_000_000)
     out = stage(table)
     assert out.column("color_prior_nll").to_pylist()[:2] == pytest.approx([math.log(512)] * 2)
     assert out.column("color_cond_nll").to_pylist()[:2] == pytest.approx([math.log(300)] * 2)
@@ -103,7 +103,7 @@ def test_config_errors_name_the_key() -> None:
     with pytest.raises(ConfigError, match="target"):
         load_config({"stages": {"color_filter": {"enabled": True}}})
     with pytest.raises(ConfigError, match="not a model folder"):
-        pipeline.run({"stages": {"color_filter": {"enabled": True, "prior": "/nonexistent/p",
+        siftline.run({"stages": {"color_filter": {"enabled": True, "prior": "/nonexistent/p",
                                                   "conditional": "/nonexistent/c"}},
                       "executor": {"kind": "local"}})
 
@@ -146,7 +146,7 @@ def test_method_selects_the_target_domain_and_reselects_without_scoring(tmp_path
                                                                         monkeypatch) -> None:
     corpus = _mixture(tmp_path / "in")
     config = _trained_models_config(corpus, tmp_path / "out", tau=4)
-    result = pipeline.run(config)
+    result = siftline.run(config)
     stats = result.stats
     kept_a, kept = stats["by_domain"]["a"]["kept"], stats["kept"]
     assert kept == 240 // 4
@@ -159,15 +159,15 @@ def test_method_selects_the_target_domain_and_reselects_without_scoring(tmp_path
     def no_models(*args, **kwargs):
         raise AssertionError("re-selection must not score")
 
-    monkeypatch.setattr("pipeline.lm.scorer.DocumentScorer.from_folder", no_models)
-    new = pipeline.select(str(tmp_path / "out"),
+    monkeypatch.setattr("siftline.lm.scorer.DocumentScorer.from_folder", no_models)
+    new = siftline.select(str(tmp_path / "out"),
                           overrides={"stages.color_filter.tau": 8, "executor.kind": "local"})
     assert new["kept"] == 240 // 8
     assert new["color_filter"]["cut"]["amount"] == 8
     monkeypatch.undo()
 
     # a fresh run into the same folder reuses the trained models
-    again = pipeline.run(config, overwrite=True)
+    again = siftline.run(config, overwrite=True)
     assert again.stats["kept"] == kept
     after = (tmp_path / "out" / "models" / "prior" / "train_result.json").stat().st_mtime_ns
     assert after == trained

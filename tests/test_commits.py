@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from pipeline.job.commits import BackgroundCommits
+from siftline.job.commits import BackgroundCommits
 
 
 def test_commits_run_in_order_off_the_main_thread_and_drain_waits() -> None:

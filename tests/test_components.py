@@ -14,18 +14,18 @@ import pyarrow as pa
 import pytest
 import xxhash
 
-from pipeline.dedupe import components
-from pipeline.dedupe.components import (
+from siftline.dedupe import components
+from siftline.dedupe.components import (
     EDGE_SCHEMA,
     RESULT_SCHEMA,
     bucket_of,
     connected_components,
     lookup_reps,
 )
-from pipeline.executors.base import Executor
-from pipeline.executors.local import LocalExecutor
-from pipeline.io.storage import Storage
-from pipeline.io.writers import read_ipc, write_ipc
+from siftline.executors.base import Executor
+from siftline.executors.local import LocalExecutor
+from siftline.io.storage import Storage
+from siftline.io.writers import read_ipc, write_ipc
 
 Edge = tuple[str, str]
 BUCKETS = (1, 3, 8)
@@ -311,7 +311,7 @@ def test_bad_inputs_fail_clearly(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_ray_executor_agrees(solve: Callable[..., Any]) -> None:
-    from pipeline.executors.ray_executor import RayExecutor
+    from siftline.executors.ray_executor import RayExecutor
 
     edges = random_graph(9) + chain(50)
     with RayExecutor(num_workers=2) as executor:

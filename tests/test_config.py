@@ -11,12 +11,12 @@ import pytest
 import yaml
 from helpers import local_config, read_data, tree_bytes, write_jsonl
 
-from pipeline import ConfigError, PipelineConfig, load_config
-from pipeline.config import apply_overrides, parse_set_options
-from pipeline.io.storage import Storage, s3_options
-from pipeline.job.plan import make_plan, plan_or_resume, preflight
-from pipeline.job.runner import run
-from pipeline.layout import Layout
+from siftline import ConfigError, PipelineConfig, load_config
+from siftline.config import apply_overrides, parse_set_options
+from siftline.io.storage import Storage, s3_options
+from siftline.job.plan import make_plan, plan_or_resume, preflight
+from siftline.job.runner import run
+from siftline.layout import Layout
 
 SECRET = "zz-SECRET-value-9d1e"
 
@@ -268,11 +268,11 @@ def test_overrides_never_touch_the_callers_dict() -> None:
 
 
 def test_pipeline_run_accepts_a_yaml_path_every_time(tmp_path: Path, corpus: Path) -> None:
-    import pipeline.job.runner  # noqa: F401 - what any earlier pipeline.run() call has done
+    import siftline.job.runner  # noqa: F401 - what any earlier siftline.run() call has done
 
     cfg = write_yaml(tmp_path / "job.yaml", base(corpus, tmp_path / "out"))
-    assert pipeline.run(str(cfg)).status == "complete"
-    assert pipeline.run(str(cfg)).status == "already_complete"
+    assert siftline.run(str(cfg)).status == "complete"
+    assert siftline.run(str(cfg)).status == "already_complete"
 
 
 # -- the config hash ---------------------------------------------------------------------------

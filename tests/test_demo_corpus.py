@@ -9,8 +9,8 @@ import pathlib
 import pytest
 import zstandard
 
-from pipeline.demo import build_demo_corpus
-from pipeline.demo import corpus as demo
+from siftline.demo import build_demo_corpus
+from siftline.demo import corpus as demo
 
 MAX_BYTES = 300_000
 SHARD_BYTES = 100_000

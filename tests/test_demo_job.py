@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from pipeline.cli.main import app
+from siftline.cli.main import app
 
 CONFIG = Path(__file__).parents[1] / "configs" / "default.yaml"
 

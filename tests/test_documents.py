@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from pipeline.documents import _MAY_START_BLANK, add_local_reasons
+from siftline.documents import _MAY_START_BLANK, add_local_reasons
 
 
 def test_every_whitespace_character_starts_with_a_listed_byte() -> None:

@@ -13,13 +13,13 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-import pipeline
-import pipeline.cli.main as cli
-from pipeline.color.target import is_held_out
-from pipeline.config import ConfigError, load_config
-from pipeline.evaluation import efficiency_factor, evaluate_selection
-from pipeline.evaluation.pool import load_pool
-from pipeline.io.storage import Storage
+import siftline
+import siftline.cli.main as cli
+from siftline.color.target import is_held_out
+from siftline.config import ConfigError, load_config
+from siftline.evaluation import efficiency_factor, evaluate_selection
+from siftline.evaluation.pool import load_pool
+from siftline.io.storage import Storage
 
 WORDS_A = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa"]
 WORDS_B = ["red", "green", "blue", "yellow", "purple", "orange", "black", "white", "grey", "brown"]
@@ -95,7 +95,7 @@ def _config(corpus: Path, out: Path) -> dict[str, Any]:
 def evaluated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any, dict[str, Any]]:
     root = tmp_path_factory.mktemp("eval")
     config = load_config(_config(_mixture(root / "in"), root / "out"))
-    pipeline.run(config)
+    siftline.run(config)
     return root / "out", config, evaluate_selection(str(root / "out"), config)
 
 
@@ -201,8 +201,8 @@ def test_two_datasets_selected_against_baseline(tmp_path: Path) -> None:
 def test_preselect_char_budget_and_rank_average() -> None:
     import pyarrow as pa
 
-    from pipeline.evaluation.methods import Method, choose, methods_for, rank_percentile
-    from pipeline.evaluation.pool import Pool
+    from siftline.evaluation.methods import Method, choose, methods_for, rank_percentile
+    from siftline.evaluation.pool import Pool
 
     table = pa.table({
         "id": ["a", "b", "c", "d", "e"], "part": pa.array([0] * 5, pa.int32()),

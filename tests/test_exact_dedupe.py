@@ -11,9 +11,9 @@ import pyarrow as pa
 import pytest
 import xxhash
 
-from pipeline.documents import add_local_reasons, from_records
-from pipeline.stages import exact_dedupe
-from pipeline.stages.exact_dedupe import (
+from siftline.documents import add_local_reasons, from_records
+from siftline.stages import exact_dedupe
+from siftline.stages.exact_dedupe import (
     ExactHash,
     bucket_keys,
     duplicates_in_bucket,

@@ -16,10 +16,9 @@ import pytest
 import yaml
 from helpers import local_config, write_jsonl
 
-from pipeline.executors.memory import lifetime_peak_rss_mb, peak_rss_mb, reset_peak
-from pipeline.job.runner import run
+from siftline.executors.memory import lifetime_peak_rss_mb, peak_rss_mb, reset_peak
+from siftline.job.runner import run
 
-ROOT = Path(__file__).resolve().parents[1]
 SKIP_RAY = pytest.mark.skipif(os.environ.get("SIFTLINE_SKIP_RAY_TESTS") == "1",
                               reason="SIFTLINE_SKIP_RAY_TESTS=1: no Ray cluster start")
 # Imported into every Ray worker process (not the driver): prints to the worker's stdout while
@@ -30,7 +29,7 @@ import sys
 
 if "RAY_RAYLET_PID" in os.environ:
     def _noise(event, args):
-        if event == "import" and args[0] == "pipeline.job.score":
+        if event == "import" and args[0] == "siftline.job.score":
             print("noise on a Ray worker's stdout", flush=True)
 
     sys.addaudithook(_noise)
@@ -78,8 +77,8 @@ def test_local_executor_reports_peak_rss_per_phase(tmp_path: Path, corpus: Path)
 def test_pools_the_cluster_cannot_host_fail_at_once() -> None:
     import ray
 
-    from pipeline.config import ConfigError
-    from pipeline.executors.ray_executor import RayExecutor, _quiet_local_env
+    from siftline.config import ConfigError
+    from siftline.executors.ray_executor import RayExecutor, _quiet_local_env
 
     _quiet_local_env()
     ray.init(address="local", num_cpus=1, num_gpus=1, object_store_memory=80 * 10**6,
@@ -113,11 +112,11 @@ def test_run_json_on_ray_prints_only_json_and_reports_worker_peaks(
         "mixture": {"enabled": False}}))
     ray_tmp = tempfile.mkdtemp(prefix="siftline-ray-")  # short: Ray's socket paths
     request.addfinalizer(lambda: shutil.rmtree(ray_tmp, ignore_errors=True))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(noise)]),
+    env = {**os.environ, "PYTHONPATH": str(noise),
            "RAY_TMPDIR": ray_tmp}
     done = subprocess.run(
-        [sys.executable, "-c", "from pipeline.cli.main import app; app()", "run", str(job),
-         "--json"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
+        [sys.executable, "-c", "from siftline.cli.main import app; app()", "run", str(job),
+         "--json"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "noise on a Ray worker's stdout" in done.stderr  # printed, and kept off stdout
     payload = json.loads(done.stdout)
@@ -133,7 +132,7 @@ def test_a_cluster_joined_by_address_warns_and_waits_for_nodes() -> None:
     extra actor pending until a node joins) with a warning naming the shortfall."""
     import ray
 
-    from pipeline.executors.ray_executor import RayExecutor, _quiet_local_env
+    from siftline.executors.ray_executor import RayExecutor, _quiet_local_env
 
     _quiet_local_env()
     info = ray.init(address="local", num_cpus=1, object_store_memory=80 * 10**6,

@@ -8,7 +8,7 @@ import pyarrow.compute as pc
 import pytest
 from helpers import rechunk
 
-from pipeline.job.finalize import RUN_ROWS, _by_domain, kept_rows
+from siftline.job.finalize import RUN_ROWS, _by_domain, kept_rows
 
 
 @pytest.mark.parametrize("drop_rate", [0.0, 0.01, 0.05, 0.5, 1.0])

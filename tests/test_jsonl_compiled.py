@@ -15,11 +15,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pipeline.config import FieldMap
-from pipeline.io import jsonl_compiled
-from pipeline.io.jsonl import Reject, line_result
-from pipeline.io.jsonl_compiled import CompiledJsonl
-from pipeline.io.jsonl_fast import Rows
+from siftline.config import FieldMap
+from siftline.io import jsonl_compiled
+from siftline.io.jsonl import Reject, line_result
+from siftline.io.jsonl_compiled import CompiledJsonl
+from siftline.io.jsonl_fast import Rows
 
 pytestmark = pytest.mark.skipif(jsonl_compiled.compiled is None,
                                 reason="the compiled JSON Lines parser is not built here")

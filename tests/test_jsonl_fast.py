@@ -19,13 +19,13 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from pipeline.config import FieldMap, InputConfig
-from pipeline.io import jsonl as jsonl_mod
-from pipeline.io import jsonl_compiled, jsonl_fast, readers
-from pipeline.io.jsonl import iter_blocks, iter_lines
-from pipeline.io.jsonl_compiled import CompiledJsonl
-from pipeline.io.jsonl_fast import FastJsonl, Rows
-from pipeline.io.storage import Storage
+from siftline.config import FieldMap, InputConfig
+from siftline.io import jsonl as jsonl_mod
+from siftline.io import jsonl_compiled, jsonl_fast, readers
+from siftline.io.jsonl import iter_blocks, iter_lines
+from siftline.io.jsonl_compiled import CompiledJsonl
+from siftline.io.jsonl_fast import FastJsonl, Rows
+from siftline.io.storage import Storage
 
 UNICODE = ["plain", "café ✓", "emoji \U0001f600", "nul \x00 char", "tab\tand\nnewline", "ｆｕｌｌ"]
 BAD_UTF8 = [b"\xe9", b"\xc0\x80", b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"\xff", b"\x80",

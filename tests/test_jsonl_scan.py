@@ -13,8 +13,8 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from pipeline.io import jsonl_scan
-from pipeline.io.jsonl_scan import scan_block, scan_block_numba
+from siftline.io import jsonl_scan
+from siftline.io.jsonl_scan import scan_block, scan_block_numba
 
 ARROW_ONLY = re.compile(rb"(?:Inf|-NaN)[ \t\r\n]*[,}\]]")  # pyarrow reads these, json.loads not
 ATOMS = [b"{", b"}", b"[", b"]", b"Inf", b"-NaN", b"NaN", b"-Inf", b" ", b"\n", b"\r", b"\t",
@@ -92,12 +92,12 @@ def test_compiled_scan_refuses_arrays_without_room() -> None:
 
 
 def test_numba_builds_can_be_asked_for(monkeypatch: pytest.MonkeyPatch) -> None:
-    from pipeline import c_kernels
+    from siftline import c_kernels
 
     monkeypatch.setenv(c_kernels.ENV, "numba")
-    assert c_kernels.load("pipeline.io._jsonl_scan") is None
+    assert c_kernels.load("siftline.io._jsonl_scan") is None
     monkeypatch.setenv(c_kernels.ENV, "")
-    assert c_kernels.load("pipeline.io._no_such_build") is None
+    assert c_kernels.load("siftline.io._no_such_build") is None
 
 
 @pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None,
@@ -105,9 +105,9 @@ def test_numba_builds_can_be_asked_for(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_compiled_builds_exist_where_a_compiler_does() -> None:
     """The install builds them as optional extensions: one that failed to compile would
     otherwise go unnoticed, each process quietly paying numba's start-up instead."""
-    from pipeline import c_kernels
-    from pipeline.io import jsonl_compiled
-    from pipeline.stages import exact_dedupe
+    from siftline import c_kernels
+    from siftline.io import jsonl_compiled
+    from siftline.stages import exact_dedupe
 
     rebuild = "not built: `pip install -e .` builds them (its log says why one failed)"
     if os.environ.get(c_kernels.ENV, "").strip().lower() == "numba":

@@ -1,4 +1,4 @@
-"""Per-token NLL kernels (`kernels.token_nll`) against a float64 reference.
+"""Per-token NLL kernels (`siftline.kernels.token_nll`) against a float64 reference.
 
 Reference: logits materialised in float64 from the very inputs the kernel sees (bf16/fp16
 inputs are rounded first, then upcast exactly), soft-capped in float64, then
@@ -29,7 +29,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from kernels import token_nll, token_nll_lse
+from siftline.kernels import token_nll, token_nll_lse
 
 ROOT = Path(__file__).resolve().parents[1]
 RTOL = {torch.float32: 1e-5, torch.bfloat16: 2e-2, torch.float16: 2e-2}
@@ -155,7 +155,7 @@ def check_report(report: dict[str, Any], n_tokens: int) -> None:
 @pytest.mark.parametrize("name", list(CASES))
 def test_torch_path_matches_float64(name: str) -> None:
     case = CASES[name]
-    from kernels.token_nll_torch import token_nll_torch
+    from siftline.kernels.token_nll_torch import token_nll_torch
 
     inputs = make_inputs(case)
     kwargs = {k: inputs[k] for k in ("bias", "softcap", "ignore_index")}
@@ -170,7 +170,7 @@ def test_torch_path_matches_float64(name: str) -> None:
 
 def test_torch_path_small_chunks() -> None:
     """Many token and vocabulary chunks: the online log-sum-exp across chunk boundaries."""
-    from kernels.token_nll_torch import token_nll_torch
+    from siftline.kernels.token_nll_torch import token_nll_torch
 
     inputs = make_inputs({"T": 50, "V": 1100, "d": 24, "bias": True, "ignore": 3})
     nll, lse = token_nll_torch(inputs["hidden"], inputs["weight"], inputs["targets"],
@@ -233,7 +233,7 @@ def test_ignore_index_may_lie_outside_the_vocabulary() -> None:
 
 def _triton_case(name: str) -> dict[str, Any]:
     """Run one case through the Triton backend (in the interpreter subprocess)."""
-    import kernels.token_nll_triton as kt
+    import siftline.kernels.token_nll_triton as kt
 
     case = CASES[name]
     saved = dict(kt.INTERPRET_BLOCKS)
@@ -260,7 +260,7 @@ def run_triton_cases_here() -> None:
     module's imports) pulled in triton: it must not, so that the torch path works without it.
     """
     meta = {"triton_imported_by_kernels": "triton" in sys.modules}
-    import kernels.token_nll_triton as kt
+    import siftline.kernels.token_nll_triton as kt
 
     meta["interpreted"] = kt.INTERPRETED
     results: dict[str, Any] = {"_meta": meta}
@@ -277,9 +277,9 @@ def triton_results() -> dict[str, Any]:
     if not HAS_TRITON:
         pytest.skip(NO_TRITON)
     env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": os.pathsep.join(
-        [str(ROOT), str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])}
+        [str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])}
     code = "import test_kernels; test_kernels.run_triton_cases_here()"
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env,
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT / "tests", env=env,
                             capture_output=True, text=True, timeout=600)
     lines = [ln for ln in result.stdout.splitlines() if ln.startswith("RESULTS ")]
     assert result.returncode == 0 and lines, result.stdout[-3000:] + result.stderr[-3000:]

@@ -10,13 +10,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pipeline.documents import make_table
-from pipeline.executors import LocalExecutor
-from pipeline.lm.checkpoint import SiftlineLM, save_model
-from pipeline.lm.config import ModelConfig, ScoreConfig
-from pipeline.lm.model import CausalLM
-from pipeline.lm.scorer import DocumentScorer, plan_windows
-from pipeline.lm.tokenizer import train_tokenizer
+from siftline.documents import make_table
+from siftline.executors import LocalExecutor
+from siftline.lm.checkpoint import SiftlineLM, save_model
+from siftline.lm.config import ModelConfig, ScoreConfig
+from siftline.lm.model import CausalLM
+from siftline.lm.scorer import DocumentScorer, plan_windows
+from siftline.lm.tokenizer import train_tokenizer
 
 WORDS = [
     "data", "model", "token", "window", "batch", "score", "loss", "corpus", "shard", "kernel",
@@ -169,7 +169,7 @@ def test_stride_larger_than_context_is_refused(tokenizer) -> None:
 
 @pytest.mark.slow
 def test_scorer_on_ray_workers_and_gpu_request_without_gpus(tokenizer, tmp_path) -> None:
-    from pipeline.executors.ray_executor import RayExecutor
+    from siftline.executors.ray_executor import RayExecutor
 
     lm = _lm(tokenizer)
     save_model(tmp_path / "m", lm.model, tokenizer)

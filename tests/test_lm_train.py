@@ -1,4 +1,4 @@
-"""`siftline train-lm` and `pipeline.lm.train`: sampling, packing, the loop, resume, fine-tune, CLI.
+"""`siftline train-lm` and `siftline.lm.train`: sampling, packing, the loop, resume, fine-tune, CLI.
 
 Every model here is a ~35k-parameter GPT trained for a few dozen steps on synthetic sentences
 this file builds, on one CPU thread (a shared 2-core machine runs one thread much faster).
@@ -20,11 +20,11 @@ import yaml
 from helpers import write_jsonl, write_parquet
 from typer.testing import CliRunner
 
-import pipeline.cli.main as cli
-from pipeline.config import ConfigError, TrainJobConfig, load_config
-from pipeline.lm.checkpoint import load_causal_lm, load_lm, read_model_config
-from pipeline.lm.config import ModelConfig, TrainConfig
-from pipeline.lm.data import (
+import siftline.cli.main as cli
+from siftline.config import ConfigError, TrainJobConfig, load_config
+from siftline.lm.checkpoint import load_causal_lm, load_lm, read_model_config
+from siftline.lm.config import ModelConfig, TrainConfig
+from siftline.lm.data import (
     BatchOrder,
     BottomSample,
     Document,
@@ -33,7 +33,7 @@ from pipeline.lm.data import (
     sample_documents,
     split_holdout,
 )
-from pipeline.lm.train import (
+from siftline.lm.train import (
     StepInfo,
     TrainProgress,
     evaluate,
@@ -42,7 +42,7 @@ from pipeline.lm.train import (
     train_lm,
     train_lm_on_texts,
 )
-from pipeline.lm.train_state import RunFolder
+from siftline.lm.train_state import RunFolder
 
 MODEL: dict[str, Any] = {"preset": "tiny", "vocab_size": 300, "d_model": 32, "n_heads": 2,
                          "context_length": 32}

@@ -7,7 +7,7 @@ import random
 import numpy as np
 import pytest
 
-from pipeline.dedupe import (
+from siftline.dedupe import (
     band_keys,
     estimated_jaccard,
     minhash_signatures,

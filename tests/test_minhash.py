@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 import xxhash
 
-from pipeline.dedupe import (
+from siftline.dedupe import (
     MAX_HASH,
     minhash_signatures,
     normalise,
@@ -19,7 +19,7 @@ from pipeline.dedupe import (
     shingles,
     to_lean_minhash,
 )
-from pipeline.dedupe import minhash as mh
+from siftline.dedupe import minhash as mh
 
 try:
     import datasketch

@@ -6,10 +6,10 @@ import math
 
 import pytest
 
-from pipeline.config import ConfigError, load_config
-from pipeline.mixture.config import parse_schedule, parse_token_count
-from pipeline.mixture.schedule import phase_budgets, plan_schedule
-from pipeline.mixture.weights import largest_remainder, temperature_weights
+from siftline.config import ConfigError, load_config
+from siftline.mixture.config import parse_schedule, parse_token_count
+from siftline.mixture.schedule import phase_budgets, plan_schedule
+from siftline.mixture.weights import largest_remainder, temperature_weights
 
 COUNTS = {"books": 30_000, "code": 1_000, "web": 1_000_000}
 COOLDOWN = [(0.0, 0.5, 5.0), (0.5, 1.0, 1.0)]
@@ -191,7 +191,7 @@ def test_bad_mixture_config_names_the_key(overrides: dict, expected: str) -> Non
 def test_draw_domain_repeats_whole_passes_then_stops_nearest_the_target() -> None:
     import numpy as np
 
-    from pipeline.mixture.mix import draw_domain
+    from siftline.mixture.mix import draw_domain
 
     tokens = np.full(10, 10.0)  # 100 tokens per pass
     picks, passes = draw_domain(tokens, 254, np.random.default_rng(0))

@@ -13,9 +13,9 @@ import pytest
 from helpers import read_data, write_jsonl
 from typer.testing import CliRunner, Result
 
-import pipeline.cli.main as cli
-from pipeline.lm.tokenizer import train_tokenizer
-from pipeline.mixture.weights import temperature_weights
+import siftline.cli.main as cli
+from siftline.lm.tokenizer import train_tokenizer
+from siftline.mixture.weights import temperature_weights
 
 SIZES = {"books": 12, "code": 4, "web": 60}  # documents per domain
 
@@ -92,7 +92,7 @@ def test_run_counts_with_a_tokenizer_without_bos(run_job, corpus: Path, tmp_path
 
 
 def test_a_bad_tokenizer_fails_before_any_work(run_job, corpus: Path, tmp_path: Path) -> None:
-    from pipeline.config import ConfigError
+    from siftline.config import ConfigError
 
     with pytest.raises(ConfigError, match="mixture.tokenizer"):
         run_job(corpus, mixture__tokenizer=str(tmp_path / "nowhere"))
@@ -232,8 +232,8 @@ def test_run_command_prints_the_weights_table(corpus: Path, tmp_path: Path) -> N
 
 def test_token_counts_are_recorded_per_shard_and_reused(tmp_path: Path, corpus: Path,
                                                         run_job) -> None:
-    from pipeline.io.storage import Storage
-    from pipeline.mixture.tokens import TokenCounter, count_shard
+    from siftline.io.storage import Storage
+    from siftline.mixture.tokens import TokenCounter, count_shard
 
     run_job(corpus)
     out = tmp_path / "out"

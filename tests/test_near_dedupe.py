@@ -1,7 +1,7 @@
 """Near-dedupe end to end: planted near duplicates, clusters, determinism, signatures, select.
 
 The corpus plants one variant per base document with a controlled word-5-gram Jaccard (the
-true one, from `pipeline.dedupe.shingles`), so recall and false merges are measured against
+true one, from `siftline.dedupe.shingles`), so recall and false merges are measured against
 known similarity levels. Clusters are also checked exactly against an independent oracle: the
 connected components of "shares at least one LSH band" computed in the test from the
 signatures with a plain union-find.
@@ -22,9 +22,9 @@ import pytest
 from helpers import local_config, read_data, read_scored, tree_bytes, write_jsonl
 from typer.testing import CliRunner
 
-from pipeline.cli import main as cli
-from pipeline.config import ConfigError, NearDedupeConfig, load_config
-from pipeline.dedupe import (
+from siftline.cli import main as cli
+from siftline.config import ConfigError, NearDedupeConfig, load_config
+from siftline.dedupe import (
     MAX_HASH,
     band_keys,
     minhash_signatures,
@@ -32,8 +32,8 @@ from pipeline.dedupe import (
     shingles,
     to_lean_minhash,
 )
-from pipeline.job.runner import run
-from pipeline.stages.near_dedupe import MinHashBands
+from siftline.job.runner import run
+from siftline.stages.near_dedupe import MinHashBands
 
 NEAR = {"stages.near_dedupe.enabled": True}
 HIGH, LOW = 0.9, 0.5  # the acceptance levels: recall at J >= HIGH, false merges at J <= LOW

@@ -15,24 +15,24 @@ import pytest
 from helpers import uniform_model
 from typer.testing import CliRunner
 
-import pipeline
-from pipeline.cli import main as cli
-from pipeline.config import ConfigError, load_config
-from pipeline.documents import add_local_reasons, make_table
-from pipeline.preselect import choose_labels, predictive_strength
-from pipeline.preselect.classifier import clean_text, load_classifier, positive_probability
-from pipeline.preselect.config import FastTextConfig, PreselectConfig
-from pipeline.preselect.fasttext_train import (
+import siftline
+from siftline.cli import main as cli
+from siftline.config import ConfigError, load_config
+from siftline.documents import add_local_reasons, make_table
+from siftline.preselect import choose_labels, predictive_strength
+from siftline.preselect.classifier import clean_text, load_classifier, positive_probability
+from siftline.preselect.config import FastTextConfig, PreselectConfig
+from siftline.preselect.fasttext_train import (
     Example,
     _train_in_subprocess,
     train_fasttext,
     write_training_file,
 )
-from pipeline.preselect.metrics import binary_metrics, roc_auc
-from pipeline.preselect.strength import agreement_counts
-from pipeline.selection.color import CANDIDATE_SCHEMA
-from pipeline.selection.preselect import compute_cut, selected_mask
-from pipeline.stages.preselect_score import PreselectScore
+from siftline.preselect.metrics import binary_metrics, roc_auc
+from siftline.preselect.strength import agreement_counts
+from siftline.selection.color import CANDIDATE_SCHEMA
+from siftline.selection.preselect import compute_cut, selected_mask
+from siftline.stages.preselect_score import PreselectScore
 
 GOOD = ["theorem", "proof", "lemma", "integral", "matrix", "vector", "axiom", "field"]
 BAD = ["click", "buy", "cheap", "deal", "offer", "free", "shipping", "sale"]
@@ -247,7 +247,7 @@ def test_stage_in_a_local_run_and_reselection(classifier, tmp_path: Path, monkey
               "executor": {"kind": "local"},
               "stages": {"preselect": {"enabled": True, "model": str(classifier),
                                        "keep": 0.2}}}
-    stats = pipeline.run(config).stats
+    stats = siftline.run(config).stats
     group = stats["preselect"]["cut"]["groups"]["*"]
     assert group["chars_kept"] <= 0.2 * group["chars"]
     by = stats["by_domain"]
@@ -262,7 +262,7 @@ def test_stage_in_a_local_run_and_reselection(classifier, tmp_path: Path, monkey
     def no_model(*args, **kwargs):
         raise AssertionError("re-selection must not load the classifier")
 
-    monkeypatch.setattr("pipeline.stages.preselect_score.load_classifier", no_model)
+    monkeypatch.setattr("siftline.stages.preselect_score.load_classifier", no_model)
     result = CliRunner().invoke(cli.app, ["select", str(out), "--preselect-keep", "0.5",
                                           "--executor", "local", "--json"])
     assert result.exit_code == 0, result.output
@@ -277,7 +277,7 @@ def test_stage_in_a_local_run_and_reselection(classifier, tmp_path: Path, monkey
 # -- labelling with given reference models, eval-lm ---------------------------------------------
 @pytest.fixture(scope="module")
 def uniform_models(tmp_path_factory) -> dict[int, str]:
-    from pipeline.lm.tokenizer import train_tokenizer
+    from siftline.lm.tokenizer import train_tokenizer
 
     tokenizer = train_tokenizer([" ".join(GOOD + BAD)] * 20, vocab_size=280)
     root = tmp_path_factory.mktemp("lms")
@@ -285,7 +285,7 @@ def uniform_models(tmp_path_factory) -> dict[int, str]:
 
 
 def test_write_labels_records_strength_and_every_bpc(tmp_path: Path) -> None:
-    from pipeline.preselect.labels import Reference, write_labels
+    from siftline.preselect.labels import Reference, write_labels
 
     refs = [Reference("big", "p/big", 0.7), Reference("mid", "p/mid", 0.5),
             Reference("small", "p/small", 0.3)]
@@ -322,7 +322,7 @@ def test_preselect_label_cli_with_given_models(uniform_models, tmp_path: Path) -
     assert summary["documents"] == 30 and summary["mean_strength"] == 1.0
     assert summary["positives"] == summary["negatives"] == 0
     rows = [json.loads(x) for x in Path(summary["labels"]).read_text().splitlines()]
-    from pipeline.lm.scorer import DocumentScorer
+    from siftline.lm.scorer import DocumentScorer
 
     scorer = DocumentScorer.from_folder(uniform_models[512])
     n_tokens = scorer.score([rows[0]["text"]]).n_tokens[0]
@@ -344,8 +344,8 @@ def test_preselect_label_cli_with_given_models(uniform_models, tmp_path: Path) -
 def test_eval_lm_encodes_each_choice_apart_from_its_query(uniform_models) -> None:
     """As lm-eval does: the choice's tokens are " choice" encoded on its own, after the query's
     own tokens, so the query's NLL inside query + choice is the query's NLL alone."""
-    from pipeline.lm.scorer import DocumentScorer
-    from pipeline.preselect.evaluate import EvalSet, Question, continuation_sequences
+    from siftline.lm.scorer import DocumentScorer
+    from siftline.preselect.evaluate import EvalSet, Question, continuation_sequences
 
     scorer = DocumentScorer.from_folder(uniform_models[300])
     data = EvalSet("choice", [Question("pick one of", ["theorem", "proof lemma"], 0),
@@ -434,7 +434,7 @@ def test_offline_path_builds_the_classifier_in_a_run(tmp_path: Path) -> None:
                 "score": {"device": "cpu", "threads": 1}},
             "label": {"score": {"device": "cpu", "threads": 1}},
             "fasttext": {"dim": 10, "bucket": 5000, "epoch": 10}}}}
-    stats = pipeline.run(config).stats
+    stats = siftline.run(config).stats
     info = stats["preselect"]["classifier"]
     assert info["built"] and Path(info["model"]).is_file()
     evaluated = {r["name"]: r for r in info["references"]["evaluated"]}
@@ -448,7 +448,7 @@ def test_offline_path_builds_the_classifier_in_a_run(tmp_path: Path) -> None:
     assert stats["kept"] == group["kept"]
     # a second run reuses everything it built
     stamp = Path(info["model"]).stat().st_mtime_ns
-    again = pipeline.run(config, overwrite=True).stats
+    again = siftline.run(config, overwrite=True).stats
     assert Path(info["model"]).stat().st_mtime_ns == stamp
     assert again["kept"] == stats["kept"]
 
@@ -472,10 +472,10 @@ def test_dclm_human_labels_train_a_classifier_that_ranks_the_other_half(tmp_path
 
 
 def test_color_filter_chooses_among_what_preselect_keeps() -> None:
-    from pipeline.job.color import part_candidates as color_candidates
-    from pipeline.job.preselect import part_candidates as preselect_candidates
-    from pipeline.selection.color import compute_cut as color_cut
-    from pipeline.selection.rules import apply_selection
+    from siftline.job.color import part_candidates as color_candidates
+    from siftline.job.preselect import part_candidates as preselect_candidates
+    from siftline.selection.color import compute_cut as color_cut
+    from siftline.selection.rules import apply_selection
 
     table = pa.table({
         "id": [f"d{i}" for i in range(6)], "domain": ["x"] * 6, "n_chars": [10] * 6,
@@ -498,7 +498,7 @@ def test_color_filter_chooses_among_what_preselect_keeps() -> None:
 
 
 def test_preselect_train_cli_reports_held_out_metrics(tmp_path: Path) -> None:
-    from pipeline.preselect.labels import Reference, write_labels
+    from siftline.preselect.labels import Reference, write_labels
 
     examples = _examples(200, seed=4)
     bpc = np.array([[1.0, 2.0] if ex.label else [2.0, 1.0] for ex in examples])

@@ -23,7 +23,7 @@ from helpers import (
     write_parquet,
 )
 
-from pipeline.job.runner import run as run_pipeline
+from siftline.job.runner import run as run_pipeline
 
 MAX_DOC_BYTES = 64
 LONG_TEXT = "long " * 40  # 200 bytes > MAX_DOC_BYTES

@@ -24,11 +24,10 @@ import pytest
 import yaml
 from helpers import tree_bytes, without_measurements
 
-from pipeline import load_config
-from pipeline.demo.corpus import build_demo_corpus
-from pipeline.job.runner import run
+from siftline import load_config
+from siftline.demo.corpus import build_demo_corpus
+from siftline.job.runner import run
 
-ROOT = Path(__file__).resolve().parents[1]
 LOOPBACK = "127.0.0.1"
 
 pytestmark = [
@@ -77,9 +76,9 @@ def test_job_survives_a_killed_worker_node_with_identical_output(
         cluster.wait_for_nodes()
         # the driver is another process, as `siftline run --ray-address` is on a real cluster
         driver = subprocess.Popen(
-            [sys.executable, "-c", "from pipeline.cli.main import app; app()", "run",
+            [sys.executable, "-c", "from siftline.cli.main import app; app()", "run",
              str(job_file), "--ray-address", cluster.address, "--quiet"],
-            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, text=True,
+            cwd=tmp_path, text=True,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 300
         while driver.poll() is None and time.monotonic() < deadline:

@@ -18,11 +18,11 @@ from helpers import (
     write_parquet,
 )
 
-from pipeline import ConfigError
-from pipeline.io import jsonl as jsonl_mod
-from pipeline.io.jsonl import iter_lines
-from pipeline.io.readers import expand_inputs
-from pipeline.io.storage import Storage
+from siftline import ConfigError
+from siftline.io import jsonl as jsonl_mod
+from siftline.io.jsonl import iter_lines
+from siftline.io.readers import expand_inputs
+from siftline.io.storage import Storage
 
 
 def _docs(out: Path) -> list[tuple[str, str, str]]:
@@ -40,10 +40,10 @@ def _records(n: int, prefix: str = "doc") -> list[dict[str, str]]:
 
 # -- the top-level API ---------------------------------------------------------------------
 def test_pipeline_run_stays_callable() -> None:
-    import pipeline
-    import pipeline.job.runner  # noqa: F401  (what the first pipeline.run(...) call does)
+    import siftline
+    import siftline.job.runner  # noqa: F401  (what the first siftline.run(...) call does)
 
-    assert callable(pipeline.run)
+    assert callable(siftline.run)
 
 
 # -- formats -------------------------------------------------------------------------------

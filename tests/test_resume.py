@@ -33,10 +33,10 @@ from typing import Any
 import pytest
 from helpers import read_data, tree_bytes, without_measurements, write_jsonl
 
-from pipeline.config import ConfigError, load_config
-from pipeline.io.storage import PendingFile, Storage
-from pipeline.job import score as score_module
-from pipeline.job.runner import run
+from siftline.config import ConfigError, load_config
+from siftline.io.storage import PendingFile, Storage
+from siftline.job import score as score_module
+from siftline.job.runner import run
 
 CRASH_RUN = Path(__file__).with_name("crash_run.py")
 SPLIT_BYTES = 2000  # dozens of splits, so a run has ~150 tasks to be killed between

@@ -27,9 +27,9 @@ from helpers import read_data, tree_bytes, without_measurements, write_jsonl, wr
 from s3_fixtures import clear_ambient_aws
 from typer.testing import CliRunner
 
-import pipeline.cli.main as cli
-from pipeline import ConfigError, load_config
-from pipeline.job.runner import run
+import siftline.cli.main as cli
+from siftline import ConfigError, load_config
+from siftline.job.runner import run
 
 ACCESS_KEY = "AKIDSIFTLINETEST"
 SECRET_KEY = "s3cr3t/Do-Not+Leak-7f3a9c"

@@ -24,16 +24,16 @@ from helpers import without_measurements, write_jsonl, write_parquet
 from s3_fixtures import clear_ambient_aws
 from s3fs.errors import translate_boto_error
 
-from pipeline import ConfigError, load_config
-from pipeline.config import S3Config
-from pipeline.io.s3errors import (
+from siftline import ConfigError, load_config
+from siftline.config import S3Config
+from siftline.io.s3errors import (
     AccessDeniedError,
     BucketNotFoundError,
     StorageError,
     explain,
 )
-from pipeline.io.storage import Storage, s3_options
-from pipeline.job.runner import run
+from siftline.io.storage import Storage, s3_options
+from siftline.job.runner import run
 
 ACCESS_KEY = "AKIDSIFTLINEFAULTS"
 SECRET_KEY = "faults/s3cr3t+Never-Logged"

@@ -7,7 +7,7 @@ import random
 import pyarrow as pa
 import pytest
 
-from pipeline.io.writers import split_by_bytes
+from siftline.io.writers import split_by_bytes
 
 
 def definition(sizes: list[int], target: int) -> list[list[int]]:

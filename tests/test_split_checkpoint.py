@@ -11,7 +11,6 @@ SIGKILLs itself right after the Nth checkpoint lands) or, on Ray, from tests/ray
 from __future__ import annotations
 
 import json
-import os
 import random
 import shutil
 import signal
@@ -26,14 +25,14 @@ import pyarrow as pa
 import pytest
 from helpers import tree_bytes, without_measurements, write_jsonl
 
-from pipeline.config import load_config
-from pipeline.io import readers
-from pipeline.io.storage import Storage
-from pipeline.job.runner import run
-from pipeline.job.split_checkpoint import wants_checkpoints
-from pipeline.layout import Layout
-from pipeline.stages import build_stages
-from pipeline.stages.color_filter import ColorScore
+from siftline.config import load_config
+from siftline.io import readers
+from siftline.io.storage import Storage
+from siftline.job.runner import run
+from siftline.job.split_checkpoint import wants_checkpoints
+from siftline.layout import Layout
+from siftline.stages import build_stages
+from siftline.stages.color_filter import ColorScore
 
 TESTS = Path(__file__).resolve().parent
 CRASH_RUN = TESTS / "crash_run.py"
@@ -55,10 +54,10 @@ class Observed:
 def models(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
     import torch
 
-    from pipeline.lm.checkpoint import save_model
-    from pipeline.lm.config import ModelConfig
-    from pipeline.lm.model import CausalLM
-    from pipeline.lm.tokenizer import train_tokenizer
+    from siftline.lm.checkpoint import save_model
+    from siftline.lm.config import ModelConfig
+    from siftline.lm.model import CausalLM
+    from siftline.lm.tokenizer import train_tokenizer
 
     folder = tmp_path_factory.mktemp("models")
     tokenizer = train_tokenizer([" ".join(WORDS)] * 20, vocab_size=280)
@@ -223,7 +222,7 @@ def test_ray_worker_lost_mid_split_is_restarted_and_resumes(
         monkeypatch.setenv(name, value)
     log, marker = tmp_path / "scored.log", tmp_path / "died"
     faults = {"log": str(log), "marker": str(marker), "die_after": KILL_AFTER}
-    pythonpath = os.pathsep.join([str(TESTS.parent), str(TESTS)])
+    pythonpath = str(TESTS)
     ray.init(address="local", num_cpus=1, include_dashboard=False,
              _node_ip_address="127.0.0.1", logging_level="WARNING", runtime_env={
                  "env_vars": {"PYTHONPATH": pythonpath,

@@ -10,8 +10,8 @@ import pyarrow.parquet as pq
 import pytest
 from helpers import rechunk
 
-from pipeline.io import writers
-from pipeline.io.writers import MAX_BATCH_ROWS, ROW_GROUP_ROWS, _row_sizes, parquet_bytes
+from siftline.io import writers
+from siftline.io.writers import MAX_BATCH_ROWS, ROW_GROUP_ROWS, _row_sizes, parquet_bytes
 
 
 def _table(rows: int, seed: int) -> pa.Table:

@@ -1,7 +1,7 @@
 """The `siftline` command: run, validate, inspect, select, train-lm, weights, mix,
 eval-selection.
 
-Flags are dotted overrides of the one config model (`pipeline.config`): `--output X` is
+Flags are dotted overrides of the one config model (`siftline.config`): `--output X` is
 `--set output.path=X`, and `--set` reaches every other key, so the YAML and the CLI can never
 disagree about names, types or defaults.
 """
@@ -15,9 +15,9 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from pipeline.cli.mixture_cmd import mix_command, weights_command
-from pipeline.cli.stdout import stdout_to_stderr
-from pipeline.config import STAGE_NAMES, ConfigError, PipelineConfig, load_config, parse_set_options
+from siftline.cli.mixture_cmd import mix_command, weights_command
+from siftline.cli.stdout import stdout_to_stderr
+from siftline.config import STAGE_NAMES, ConfigError, PipelineConfig, load_config, parse_set_options
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Select the pretraining text that teaches a model the most.")
@@ -76,10 +76,10 @@ def run(config: ConfigArg, inputs: InputOpt = None, output: OutputOpt = None,
                              ] = False,
         quiet: QuietOpt = False, as_json: JsonOpt = False) -> None:
     """Run the job (or resume it, or do nothing if it already finished)."""
-    from pipeline.cli.render import RichReporter, accounting_line, stats_table, timings_table
-    from pipeline.job.report import AccountingError
-    from pipeline.job.runner import Reporter
-    from pipeline.job.runner import run as run_job
+    from siftline.cli.render import RichReporter, accounting_line, stats_table, timings_table
+    from siftline.job.report import AccountingError
+    from siftline.job.runner import Reporter
+    from siftline.job.runner import run as run_job
 
     try:
         cfg = _load(config, _overrides(inputs, output, executor, ray_address, stages, sets))
@@ -112,9 +112,9 @@ def validate(config: ConfigArg, inputs: InputOpt = None, output: OutputOpt = Non
              executor: ExecutorOpt = None, ray_address: AddressOpt = None,
              stages: StagesOpt = None, sets: SetOpt = None) -> None:
     """Check the config, its inputs and output, and plan the splits, without running."""
-    from pipeline.io.storage import Storage
-    from pipeline.job.plan import make_plan, preflight
-    from pipeline.mixture.report import check_mixture
+    from siftline.io.storage import Storage
+    from siftline.job.plan import make_plan, preflight
+    from siftline.mixture.report import check_mixture
 
     try:
         cfg = _load(config, _overrides(inputs, output, executor, ray_address, stages, sets))
@@ -134,7 +134,7 @@ def inspect(output: Annotated[str, typer.Argument(help="A run's output folder.")
                 "--duplicates", help="Also show N example near-duplicate pairs.")] = 0,
             as_json: JsonOpt = False) -> None:
     """Summarise a finished run: inputs, outputs, records by domain, accounting."""
-    from pipeline.cli.render import (
+    from siftline.cli.render import (
         accounting_line,
         duplicates_table,
         inputs_table,
@@ -142,9 +142,9 @@ def inspect(output: Annotated[str, typer.Argument(help="A run's output folder.")
         stats_table,
         timings_table,
     )
-    from pipeline.io.storage import Storage
-    from pipeline.io.writers import read_json
-    from pipeline.layout import Layout
+    from siftline.io.storage import Storage
+    from siftline.io.writers import read_json
+    from siftline.layout import Layout
 
     storage, layout = Storage(), Layout.for_output(output)
     if not storage.exists(layout.manifest) or not storage.exists(layout.stats):
@@ -167,7 +167,7 @@ def inspect(output: Annotated[str, typer.Argument(help="A run's output folder.")
 
 def _duplicate_examples(output: str, manifest: dict[str, Any], storage: Any,
                         limit: int) -> list[dict[str, Any]]:
-    from pipeline.selection.examples import duplicate_examples
+    from siftline.selection.examples import duplicate_examples
 
     config = load_config({**manifest["config"], "storage": {}})
     try:
@@ -191,9 +191,9 @@ def select(output: Annotated[str, typer.Argument(help="A finished run's output f
            sets: SetOpt = None, executor: ExecutorOpt = None,
            quiet: QuietOpt = False, as_json: JsonOpt = False) -> None:
     """Re-select from OUT/scored/ with other rules, without re-scoring."""
-    from pipeline.cli.render import accounting_line, stats_table
-    from pipeline.io.storage import Storage
-    from pipeline.selection.reselect import load_finished_manifest, reselect
+    from siftline.cli.render import accounting_line, stats_table
+    from siftline.io.storage import Storage
+    from siftline.selection.reselect import load_finished_manifest, reselect
 
     try:
         # Secrets are masked in the manifest: storage comes from --config or the environment.
@@ -237,10 +237,10 @@ def train_lm(config: Annotated[str | None, typer.Argument(help="YAML config file
                  "--overwrite", help="Replace a model trained with another config.")] = False,
              quiet: QuietOpt = False, as_json: JsonOpt = False) -> None:
     """Train a small LM on a corpus sample (or fine-tune one); resumes, or does nothing if done."""
-    from pipeline.cli.train_render import RichTrainProgress, train_summary
-    from pipeline.config import TrainJobConfig
-    from pipeline.lm.train import TrainProgress
-    from pipeline.lm.train import train_lm as run_training
+    from siftline.cli.train_render import RichTrainProgress, train_summary
+    from siftline.config import TrainJobConfig
+    from siftline.lm.train import TrainProgress
+    from siftline.lm.train import train_lm as run_training
 
     try:
         overrides = _overrides(inputs, output, None, None, None, sets)
@@ -266,10 +266,10 @@ app.command("mix")(mix_command)
 
 def _print_weights(output: str, cfg: PipelineConfig) -> None:
     """The domain weights table after a run that wrote weights.json."""
-    from pipeline.cli.mixture_render import warnings_text, weights_table
-    from pipeline.io.storage import Storage
-    from pipeline.io.writers import read_json
-    from pipeline.layout import Layout
+    from siftline.cli.mixture_render import warnings_text, weights_table
+    from siftline.io.storage import Storage
+    from siftline.io.writers import read_json
+    from siftline.layout import Layout
 
     storage, path = Storage(cfg.storage.s3), Layout.for_output(output).weights
     if storage.exists(path):
@@ -292,14 +292,14 @@ def eval_selection(config: Annotated[str | None, typer.Argument(
                    sets: SetOpt = None, executor: ExecutorOpt = None,
                    quiet: QuietOpt = False, as_json: JsonOpt = False) -> None:
     """Train the same small LM on each selection and on random data; compare target loss."""
-    from pipeline.cli.eval_render import eval_table
-    from pipeline.cli.render import RichReporter, accounting_line
-    from pipeline.evaluation import evaluate_selection
-    from pipeline.io.storage import Storage
-    from pipeline.job.runner import Reporter
-    from pipeline.job.runner import run as run_job
-    from pipeline.lm.train import TrainProgress
-    from pipeline.selection.reselect import load_finished_manifest
+    from siftline.cli.eval_render import eval_table
+    from siftline.cli.render import RichReporter, accounting_line
+    from siftline.evaluation import evaluate_selection
+    from siftline.io.storage import Storage
+    from siftline.job.runner import Reporter
+    from siftline.job.runner import run as run_job
+    from siftline.lm.train import TrainProgress
+    from siftline.selection.reselect import load_finished_manifest
 
     try:
         overrides = _overrides(None, output, executor, None, None, sets)
@@ -356,7 +356,7 @@ def preselect_label(config: ConfigArg, inputs: InputOpt = None, sets: SetOpt = N
                                       ] = None,
                     as_json: JsonOpt = False) -> None:
     """Score a labelling sample with the reference models; write predictive strength + labels."""
-    from pipeline.preselect.build import make_labels, reference_models
+    from siftline.preselect.build import make_labels, reference_models
 
     try:
         cfg = _load(config, _overrides(inputs, None, None, None, None, sets))
@@ -385,9 +385,9 @@ def preselect_train(config: ConfigArg, sets: SetOpt = None,
     """Train the fastText classifier on a labels file; report held-out precision and recall."""
     from pathlib import Path
 
-    from pipeline.io.storage import join
-    from pipeline.preselect.build import LABELS_FILE, train_classifier
-    from pipeline.stages.preselect_score import CLASSIFIER_FILE, models_dir
+    from siftline.io.storage import join
+    from siftline.preselect.build import LABELS_FILE, train_classifier
+    from siftline.stages.preselect_score import CLASSIFIER_FILE, models_dir
 
     try:
         cfg = _load(config, _overrides(None, None, None, None, None, sets))
@@ -424,9 +424,9 @@ def eval_lm(models: Annotated[list[str], typer.Argument(help="Model folders (sif
     """Downstream score of LMs: multiple-choice accuracy, or minus bits per character on text."""
     from pydantic import ValidationError
 
-    from pipeline.lm.config import ScoreConfig
-    from pipeline.preselect.config import EvalSetConfig
-    from pipeline.preselect.evaluate import evaluate_lm, load_eval_set
+    from siftline.lm.config import ScoreConfig
+    from siftline.preselect.config import EvalSetConfig
+    from siftline.preselect.evaluate import evaluate_lm, load_eval_set
 
     try:
         try:

@@ -1,6 +1,6 @@
 """`siftline weights OUT` and `siftline mix OUT`: domain weights and mixed shards of a run.
 
-Defined apart from `pipeline.cli.main` (which registers them) to keep that file small. Flags
+Defined apart from `siftline.cli.main` (which registers them) to keep that file small. Flags
 are dotted overrides of the run's own `mixture:` section, as everywhere else in the CLI.
 """
 
@@ -38,12 +38,12 @@ def weights_command(
     quiet: QuietFlag = False, as_json: JsonFlag = False,
 ) -> None:
     """Compute domain sampling weights for a finished run and write OUT/weights.json."""
-    from pipeline.cli.main import _fail, err
-    from pipeline.cli.mixture_render import warnings_text, weights_table
-    from pipeline.config import ConfigError, load_config, parse_set_options
-    from pipeline.io.storage import Storage
-    from pipeline.mixture.report import reweigh
-    from pipeline.selection.reselect import load_finished_manifest
+    from siftline.cli.main import _fail, err
+    from siftline.cli.mixture_render import warnings_text, weights_table
+    from siftline.config import ConfigError, load_config, parse_set_options
+    from siftline.io.storage import Storage
+    from siftline.mixture.report import reweigh
+    from siftline.selection.reselect import load_finished_manifest
 
     try:
         if tau is not None and schedule is not None:
@@ -83,12 +83,12 @@ def mix_command(
     """Write OUT/mix/phase-K/ shards drawn from the kept data by phase K's weights."""
     from pydantic import ByteSize, TypeAdapter, ValidationError
 
-    from pipeline.cli.main import _fail, err
-    from pipeline.cli.mixture_render import mix_table
-    from pipeline.config import ConfigError
-    from pipeline.io.storage import Storage
-    from pipeline.mixture.config import parse_token_count
-    from pipeline.mixture.mix import write_mix
+    from siftline.cli.main import _fail, err
+    from siftline.cli.mixture_render import mix_table
+    from siftline.config import ConfigError
+    from siftline.io.storage import Storage
+    from siftline.mixture.config import parse_token_count
+    from siftline.mixture.mix import write_mix
 
     try:
         try:

@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from pipeline.job.runner import Reporter
+from siftline.job.runner import Reporter
 
 PHASE_ORDER = ["read+score", "exact_dedupe", "near_dedupe", "select+write"]
 

@@ -21,10 +21,10 @@ from typing import Any, NoReturn
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.config import ConfigError, InputConfig, TargetConfig
-from pipeline.io.corpus import corpus_tables
-from pipeline.io.jsonl import MAX_LINE_BYTES, iter_lines, lookup
-from pipeline.io.readers import (
+from siftline.config import ConfigError, InputConfig, TargetConfig
+from siftline.io.corpus import corpus_tables
+from siftline.io.jsonl import MAX_LINE_BYTES, iter_lines, lookup
+from siftline.io.readers import (
     COMPRESSIONS,
     JSONL_SUFFIXES,
     InputError,
@@ -33,7 +33,7 @@ from pipeline.io.readers import (
     plan_splits,
     read_split,
 )
-from pipeline.io.storage import Storage, join
+from siftline.io.storage import Storage, join
 
 TEXT_SUFFIXES = (".txt", ".md", ".markdown", ".text")
 COLUMNAR_SUFFIXES = (".parquet", ".arrow")
@@ -336,7 +336,7 @@ def _fail(uri: str, line: int, key: str | None, problem: str) -> NoReturn:
 
 # -- a held-out share of one corpus domain -----------------------------------------------------
 def _holdout_hash(doc_id: str, seed: int) -> float:
-    from pipeline.lm.data import unit_hash  # imported here: pipeline.lm.data pulls in torch
+    from siftline.lm.data import unit_hash  # imported here: siftline.lm.data pulls in torch
 
     return unit_hash(doc_id, seed, TARGET_PURPOSE)
 

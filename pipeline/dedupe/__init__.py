@@ -4,8 +4,8 @@ Signatures equal `datasketch.MinHash(scheme="affine32", hashfunc=shingle_hash32)
 mixed with datasketch sketches and indexes (`to_lean_minhash`).
 """
 
-from pipeline.dedupe.lsh import band_keys, estimated_jaccard, optimal_params
-from pipeline.dedupe.minhash import (
+from siftline.dedupe.lsh import band_keys, estimated_jaccard, optimal_params
+from siftline.dedupe.minhash import (
     MAX_HASH,
     minhash_signatures,
     normalise,

@@ -32,9 +32,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import xxhash
 
-from pipeline.executors import Executor
-from pipeline.io.storage import Storage, join
-from pipeline.io.writers import read_ipc, write_ipc
+from siftline.executors import Executor
+from siftline.io.storage import Storage, join
+from siftline.io.writers import read_ipc, write_ipc
 
 EDGE_SCHEMA = pa.schema([("u", pa.string()), ("v", pa.string())])
 STATE_SCHEMA = pa.schema([("node", pa.string()), ("nbr", pa.string())])

@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.evaluation.pool import Pool
+from siftline.evaluation.pool import Pool
 
 RANDOM = "random"
 

@@ -14,13 +14,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.color.target import is_held_out
-from pipeline.config import PipelineConfig, TargetConfig
-from pipeline.io.readers import Split
-from pipeline.io.storage import Storage
-from pipeline.layout import Layout
-from pipeline.selection.reselect import load_finished_manifest, part_with_text
-from pipeline.selection.rules import apply_selection
+from siftline.color.target import is_held_out
+from siftline.config import PipelineConfig, TargetConfig
+from siftline.io.readers import Split
+from siftline.io.storage import Storage
+from siftline.layout import Layout
+from siftline.selection.reselect import load_finished_manifest, part_with_text
+from siftline.selection.rules import apply_selection
 
 # Stages whose drop reason is a selection by score: their rows stay candidates.
 SCORING_STAGES = ("color_filter", "preselect")

@@ -21,20 +21,20 @@ from typing import Any
 import numpy as np
 import torch
 
-from pipeline.color.target import load_target_texts
-from pipeline.config import ConfigError, PipelineConfig, TargetConfig
-from pipeline.evaluation.efficiency import efficiency_factor
-from pipeline.evaluation.methods import RANDOM, Method, choose, methods_for, random_sample
-from pipeline.evaluation.pool import load_pool
-from pipeline.io.corpus import corpus_tables
-from pipeline.io.storage import Storage
-from pipeline.lm.checkpoint import read_model_config, save_model
-from pipeline.lm.model import CausalLM
-from pipeline.lm.scorer import DocumentScorer
-from pipeline.lm.tokenizer import Tokenizer, train_tokenizer
-from pipeline.lm.train import TrainProgress, train_lm_on_texts
-from pipeline.preselect.config import EvalSetConfig
-from pipeline.preselect.evaluate import EvalSet, evaluate_scorer, load_eval_set
+from siftline.color.target import load_target_texts
+from siftline.config import ConfigError, PipelineConfig, TargetConfig
+from siftline.evaluation.efficiency import efficiency_factor
+from siftline.evaluation.methods import RANDOM, Method, choose, methods_for, random_sample
+from siftline.evaluation.pool import load_pool
+from siftline.io.corpus import corpus_tables
+from siftline.io.storage import Storage
+from siftline.lm.checkpoint import read_model_config, save_model
+from siftline.lm.model import CausalLM
+from siftline.lm.scorer import DocumentScorer
+from siftline.lm.tokenizer import Tokenizer, train_tokenizer
+from siftline.lm.train import TrainProgress, train_lm_on_texts
+from siftline.preselect.config import EvalSetConfig
+from siftline.preselect.evaluate import EvalSet, evaluate_scorer, load_eval_set
 
 REPORT_VERSION = 1
 
@@ -85,7 +85,7 @@ def evaluate_selection(output: str, config: PipelineConfig,
     tmp = folder / "report.json.tmp"
     tmp.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     tmp.replace(folder / "report.json")
-    from pipeline.evaluation.plot import render_curves
+    from siftline.evaluation.plot import render_curves
 
     render_curves(report, folder / "loss_curves.png")
     return report

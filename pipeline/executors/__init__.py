@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from pipeline.config import ExecutorConfig
-from pipeline.executors.base import Executor
-from pipeline.executors.local import LocalExecutor
+from siftline.config import ExecutorConfig
+from siftline.executors.base import Executor
+from siftline.executors.local import LocalExecutor
 
 
 def make_executor(config: ExecutorConfig) -> Executor:
     if config.kind == "local":
         return LocalExecutor()
-    from pipeline.executors.ray_executor import RayExecutor
+    from siftline.executors.ray_executor import RayExecutor
 
     return RayExecutor(address=config.ray_address, num_workers=config.num_workers,
                        object_store_mb=config.object_store_mb)

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from pipeline.executors.base import Executor, Progress
-from pipeline.executors.memory import peak_rss_mb, reset_peak
+from siftline.executors.base import Executor, Progress
+from siftline.executors.memory import peak_rss_mb, reset_peak
 
 T = TypeVar("T")
 R = TypeVar("R")

@@ -24,9 +24,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pipeline.config import ConfigError
-from pipeline.executors.base import Executor, Progress
-from pipeline.executors.memory import peak_rss_mb, reset_peak
+from siftline.config import ConfigError
+from siftline.executors.base import Executor, Progress
+from siftline.executors.memory import peak_rss_mb, reset_peak
 
 T = TypeVar("T")
 R = TypeVar("R")

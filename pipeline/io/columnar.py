@@ -14,13 +14,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipeline.config import FieldMap, InputConfig
-from pipeline.documents import BASE_SCHEMA, UNKNOWN_DOMAIN
-from pipeline.io.jsonl import Reject
-from pipeline.io.storage import Storage, is_remote
+from siftline.config import FieldMap, InputConfig
+from siftline.documents import BASE_SCHEMA, UNKNOWN_DOMAIN
+from siftline.io.jsonl import Reject
+from siftline.io.storage import Storage, is_remote
 
 if TYPE_CHECKING:
-    from pipeline.io.readers import Split, SplitBatch
+    from siftline.io.readers import Split, SplitBatch
 
 BATCH_ROWS = 8192
 
@@ -114,7 +114,7 @@ def _is_text(array: pa.Array) -> bool:
 def _to_documents(
     batch: pa.RecordBatch, source: str, first_row: int, fields: FieldMap, path_domain: str | None
 ) -> SplitBatch:
-    from pipeline.io.readers import SplitBatch
+    from siftline.io.readers import SplitBatch
 
     n = batch.num_rows
     errors: list[str | None] = [None] * n

@@ -6,22 +6,22 @@ from collections.abc import Iterator
 
 import pyarrow as pa
 
-from pipeline.config import ConfigError, InputConfig
-from pipeline.io.readers import (
+from siftline.config import ConfigError, InputConfig
+from siftline.io.readers import (
     InputError,
     check_inputs_reachable,
     expand_inputs,
     plan_splits,
     read_split,
 )
-from pipeline.io.storage import Storage
+from siftline.io.storage import Storage
 
 QUOTES = "'\""  # a KeyError's message comes quoted
 
 
 def corpus_tables(corpus: InputConfig, storage: Storage) -> Iterator[pa.Table]:
     """The corpus as the pipeline reads it (demo:// resolved, same ids, rejects left out)."""
-    from pipeline.job.plan import resolve_paths  # the runner's resolution of demo:// paths
+    from siftline.job.plan import resolve_paths  # the runner's resolution of demo:// paths
 
     try:
         check_inputs_reachable(corpus.paths, storage)

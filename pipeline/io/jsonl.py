@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
-from pipeline.config import FieldMap
-from pipeline.documents import UNKNOWN_DOMAIN
+from siftline.config import FieldMap
+from siftline.documents import UNKNOWN_DOMAIN
 
 BLOCK_BYTES = 8 << 20
 MAX_LINE_BYTES = 256 << 20

@@ -17,13 +17,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.c_kernels import load
-from pipeline.config import FieldMap
-from pipeline.documents import UNKNOWN_DOMAIN
-from pipeline.io.jsonl_fast import FAST, SLOW, FastJsonl, Lines, Rows, SlowLine, in_file_order
-from pipeline.io.jsonl_scan import compiled as scan_compiled
+from siftline.c_kernels import load
+from siftline.config import FieldMap
+from siftline.documents import UNKNOWN_DOMAIN
+from siftline.io.jsonl_fast import FAST, SLOW, FastJsonl, Lines, Rows, SlowLine, in_file_order
+from siftline.io.jsonl_scan import compiled as scan_compiled
 
-compiled = load("pipeline.io._jsonl_parse")
+compiled = load("siftline.io._jsonl_parse")
 ID_DIGITS = 24  # room the parser keeps for a line's offset in a default id
 
 

@@ -21,9 +21,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
-from pipeline.config import FieldMap
-from pipeline.documents import UNKNOWN_DOMAIN
-from pipeline.io.jsonl_scan import scan_block
+from siftline.config import FieldMap
+from siftline.documents import UNKNOWN_DOMAIN
+from siftline.io.jsonl_scan import scan_block
 
 BLANK, FAST, SLOW = 0, 1, 2
 # A pyarrow call costs ~0.3 ms more than its bytes, a failed one ~1.5 ms in all, and pyarrow

@@ -18,9 +18,9 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from pipeline.c_kernels import load
+from siftline.c_kernels import load
 
-compiled = load("pipeline.io._jsonl_scan")
+compiled = load("siftline.io._jsonl_scan")
 
 U64 = np.uint64
 _ONES, _HIGH = U64(0x0101010101010101), U64(0x8080808080808080)

@@ -17,12 +17,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.config import InputConfig
-from pipeline.documents import BASE_SCHEMA, UNKNOWN_DOMAIN, make_table
-from pipeline.io.jsonl import Reject, iter_blocks, iter_lines, line_result
-from pipeline.io.jsonl_compiled import CompiledJsonl
-from pipeline.io.jsonl_fast import FastJsonl, Rows, SlowLine
-from pipeline.io.storage import Storage, is_remote, join
+from siftline.config import InputConfig
+from siftline.documents import BASE_SCHEMA, UNKNOWN_DOMAIN, make_table
+from siftline.io.jsonl import Reject, iter_blocks, iter_lines, line_result
+from siftline.io.jsonl_compiled import CompiledJsonl
+from siftline.io.jsonl_fast import FastJsonl, Rows, SlowLine
+from siftline.io.storage import Storage, is_remote, join
 
 JSONL_FAST = True  # read JSON Lines a block at a time (compiled parser or pyarrow; False: by line)
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
@@ -190,7 +190,7 @@ def read_split(split: Split, config: InputConfig, storage: Storage) -> Iterator[
     if split.format == "jsonl":
         yield from _read_jsonl(split, config, storage, path_domain)
     else:
-        from pipeline.io.columnar import read_columnar
+        from siftline.io.columnar import read_columnar
 
         yield from read_columnar(split, config, storage, path_domain)
 

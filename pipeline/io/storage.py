@@ -17,8 +17,8 @@ from typing import IO, Any, TypeVar
 
 import fsspec
 
-from pipeline.config import S3Config
-from pipeline.io.s3errors import ExplainedFile, explain
+from siftline.config import S3Config
+from siftline.io.s3errors import ExplainedFile, explain
 
 T = TypeVar("T")
 

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipeline.io.storage import PendingFile, Storage, is_remote
+from siftline.io.storage import PendingFile, Storage, is_remote
 
 ROW_GROUP_ROWS = 8192
 GROUP_TEXT_BYTES = 64 << 20

@@ -17,19 +17,19 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.config import ConfigError, PipelineConfig, TrainJobConfig
-from pipeline.executors import Executor
-from pipeline.io.storage import Storage, is_remote
-from pipeline.io.writers import read_json, write_json
-from pipeline.layout import Layout
-from pipeline.selection.color import ALL, candidates, compute_cut
-from pipeline.selection.rules import apply_selection
-from pipeline.stages.color_filter import model_dirs
+from siftline.config import ConfigError, PipelineConfig, TrainJobConfig
+from siftline.executors import Executor
+from siftline.io.storage import Storage, is_remote
+from siftline.io.writers import read_json, write_json
+from siftline.layout import Layout
+from siftline.selection.color import ALL, candidates, compute_cut
+from siftline.selection.rules import apply_selection
+from siftline.stages.color_filter import model_dirs
 
 
 def check_models_config(config: PipelineConfig) -> None:
     """Preflight: given folders exist; trained ones go to a local folder."""
-    from pipeline.lm.checkpoint import is_model_folder
+    from siftline.lm.checkpoint import is_model_folder
 
     cfg = config.stages.color_filter
     if cfg.prior is not None and cfg.conditional is not None:
@@ -81,8 +81,8 @@ def prepare_models(config: PipelineConfig, storage: Storage, reporter: Any,
     prior_dir, cond_dir = model_dirs(config)
     if cfg.prior is not None:
         return {"prior": prior_dir, "conditional": cond_dir, "trained": False}
-    from pipeline.color.target import load_target_texts, target_fingerprint
-    from pipeline.lm.train import train_lm, train_lm_on_texts
+    from siftline.color.target import load_target_texts, target_fingerprint
+    from siftline.lm.train import train_lm, train_lm_on_texts
 
     prior_job = TrainJobConfig(input=config.input, storage=config.storage,
                                sample=cfg.train.sample, model=cfg.train.model,
@@ -125,7 +125,7 @@ def decide_cut(executor: Executor, task: Callable[[int], pa.Table], parts: int,
 
 
 def write_plot(cands: pa.Table, cut: dict[str, Any], layout: Layout, storage: Storage) -> None:
-    from pipeline.color.plot import render_histograms
+    from siftline.color.plot import render_histograms
 
     scores = cands.column("score").to_numpy(zero_copy_only=False).astype(np.float64)
     domains = cands.column("domain").to_pylist()

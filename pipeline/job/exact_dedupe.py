@@ -17,11 +17,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.executors import Executor
-from pipeline.io.storage import Storage
-from pipeline.io.writers import ipc_whole, read_ipc, read_ipc_batch, write_ipc
-from pipeline.layout import Layout
-from pipeline.stages.exact_dedupe import (
+from siftline.executors import Executor
+from siftline.io.storage import Storage
+from siftline.io.writers import ipc_whole, read_ipc, read_ipc_batch, write_ipc
+from siftline.layout import Layout
+from siftline.stages.exact_dedupe import (
     DUP_SCHEMA,
     HASH_COLUMN,
     KEY_SCHEMA,

@@ -14,13 +14,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.config import PipelineConfig
-from pipeline.documents import BASE_SCHEMA
-from pipeline.io.storage import PendingFile, Storage
-from pipeline.io.writers import split_by_bytes, write_json, write_parquet
-from pipeline.layout import Layout
-from pipeline.selection.rules import apply_selection, kept_mask
-from pipeline.stages.near_dedupe import BANDS_COLUMN, SIGNATURE_COLUMN
+from siftline.config import PipelineConfig
+from siftline.documents import BASE_SCHEMA
+from siftline.io.storage import PendingFile, Storage
+from siftline.io.writers import split_by_bytes, write_json, write_parquet
+from siftline.layout import Layout
+from siftline.selection.rules import apply_selection, kept_mask
+from siftline.stages.near_dedupe import BANDS_COLUMN, SIGNATURE_COLUMN
 
 DATA_COLUMNS = BASE_SCHEMA.names
 RUN_ROWS = 8

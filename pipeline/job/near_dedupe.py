@@ -15,13 +15,13 @@ from functools import partial
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.dedupe.components import EDGE_SCHEMA, connected_components, lookup_reps
-from pipeline.executors import Executor
-from pipeline.io.storage import Storage, join
-from pipeline.io.writers import read_ipc, write_ipc, write_json
-from pipeline.job.exact_dedupe import ShuffleTask
-from pipeline.layout import Layout
-from pipeline.stages.near_dedupe import (
+from siftline.dedupe.components import EDGE_SCHEMA, connected_components, lookup_reps
+from siftline.executors import Executor
+from siftline.io.storage import Storage, join
+from siftline.io.writers import read_ipc, write_ipc, write_json
+from siftline.job.exact_dedupe import ShuffleTask
+from siftline.layout import Layout
+from siftline.stages.near_dedupe import (
     BAND_SCHEMA,
     BANDS_COLUMN,
     CLUSTER_COLUMN,

@@ -13,24 +13,24 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-from pipeline.config import ConfigError, PipelineConfig
-from pipeline.io.readers import (
+from siftline.config import ConfigError, PipelineConfig
+from siftline.io.readers import (
     InputError,
     Split,
     check_inputs_reachable,
     expand_inputs,
     plan_splits,
 )
-from pipeline.io.storage import Storage, is_remote
-from pipeline.io.writers import read_json, write_json
-from pipeline.layout import KEPT_ENTRIES, OUTPUT_ENTRIES, Layout
+from siftline.io.storage import Storage, is_remote
+from siftline.io.writers import read_json, write_json
+from siftline.layout import KEPT_ENTRIES, OUTPUT_ENTRIES, Layout
 
 PLAN_VERSION = 1
 
 
 def resolve_demo(path: str) -> str:
     """`demo://stdlib[?max_bytes=N]` -> the cached demo corpus folder (built on first use)."""
-    from pipeline.demo.corpus import build_demo_corpus, default_cache_dir, demo_corpus_path
+    from siftline.demo.corpus import build_demo_corpus, default_cache_dir, demo_corpus_path
 
     parsed = urlparse(path)
     if parsed.netloc != "stdlib":
@@ -105,11 +105,11 @@ def preflight(config: PipelineConfig, storage: Storage) -> list[str]:
     except InputError as exc:
         raise ConfigError(str(exc)) from None
     if "color_filter" in config.stages.enabled():
-        from pipeline.job.color import check_models_config
+        from siftline.job.color import check_models_config
 
         check_models_config(config)
     if "preselect" in config.stages.enabled():
-        from pipeline.job.preselect import check_preselect_config
+        from siftline.job.preselect import check_preselect_config
 
         check_preselect_config(config)
     return paths
@@ -133,7 +133,7 @@ def make_plan(config: PipelineConfig, paths: list[str], storage: Storage) -> dic
 
 def _check_columns(splits: list[Split], config: PipelineConfig, storage: Storage) -> None:
     """Columnar inputs must have the text column: say so now, not inside a worker."""
-    from pipeline.io.columnar import columnar_schema, wanted_columns
+    from siftline.io.columnar import columnar_schema, wanted_columns
 
     seen: set[str] = set()
     for split in splits:

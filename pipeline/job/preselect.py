@@ -2,7 +2,7 @@
 
 Before scoring, `prepare_classifier` makes sure the fastText classifier exists: the given `.bin`,
 or one built under OUT/models/preselect (reference models -> labels -> fastText; see
-`pipeline.preselect.build`) and reused while its config is unchanged. After dedupe,
+`siftline.preselect.build`) and reused while its config is unchanged. After dedupe,
 `decide_cut` gathers the candidates' scores and characters from every part and computes the
 global cut once (kept in _work, so a resumed run reuses it); CoLoR-Filter, when enabled too,
 then chooses among the rows PreSelect keeps.
@@ -15,14 +15,14 @@ from typing import Any
 
 import pyarrow as pa
 
-from pipeline.config import ConfigError, PipelineConfig
-from pipeline.executors import Executor
-from pipeline.io.storage import Storage, is_remote, join
-from pipeline.io.writers import read_json, write_json
-from pipeline.layout import Layout
-from pipeline.selection.preselect import candidates, compute_cut
-from pipeline.selection.rules import apply_selection
-from pipeline.stages.preselect_score import classifier_path, models_dir
+from siftline.config import ConfigError, PipelineConfig
+from siftline.executors import Executor
+from siftline.io.storage import Storage, is_remote, join
+from siftline.io.writers import read_json, write_json
+from siftline.layout import Layout
+from siftline.selection.preselect import candidates, compute_cut
+from siftline.selection.rules import apply_selection
+from siftline.stages.preselect_score import classifier_path, models_dir
 
 
 def cut_path(layout: Layout) -> str:
@@ -50,14 +50,14 @@ def prepare_classifier(config: PipelineConfig, storage: Storage, reporter: Any,
     check_preselect_config(config)
     cfg = config.stages.preselect
     if cfg.model is not None:
-        from pipeline.preselect.classifier import load_classifier
+        from siftline.preselect.classifier import load_classifier
 
         try:
             load_classifier(cfg.model)
         except (OSError, ValueError) as exc:
             raise ConfigError(f"stages.preselect.model: {exc}") from None
         return {"model": cfg.model, "built": False}
-    from pipeline.preselect.build import build_classifier
+    from siftline.preselect.build import build_classifier
 
     return build_classifier(config, storage, reporter, overwrite)
 
@@ -79,7 +79,7 @@ def decide_cut(executor: Executor, task: Callable[[int], pa.Table], parts: int,
     tables = executor.map(task, list(range(parts)), progress=progress)
     cands = pa.concat_tables(tables) if tables else None
     if cands is None:
-        from pipeline.selection.color import CANDIDATE_SCHEMA
+        from siftline.selection.color import CANDIDATE_SCHEMA
 
         cands = CANDIDATE_SCHEMA.empty_table()
     cut = compute_cut(cands, config.stages.preselect)

@@ -12,7 +12,7 @@ from collections import Counter, defaultdict
 from importlib import metadata
 from typing import Any
 
-from pipeline.config import PipelineConfig
+from siftline.config import PipelineConfig
 
 MEASURED = ("wall_time_s", "peak_worker_rss_mb")  # differ between runs of the same job
 PACKAGES = ("siftline", "pyarrow", "numpy", "ray", "numba", "xxhash", "fsspec", "s3fs", "pydantic")

@@ -20,16 +20,16 @@ from typing import Any
 
 import pyarrow as pa
 
-from pipeline.config import ConfigError, PipelineConfig
-from pipeline.executors import Executor, make_executor
-from pipeline.io.storage import PendingFile, Storage
-from pipeline.io.writers import read_ipc, read_json, read_record, write_json
-from pipeline.job.color import decide_cut, part_candidates, prepare_models
-from pipeline.job.commits import COMMITS
-from pipeline.job.exact_dedupe import attach_exact_rep, run_exact_dedupe
-from pipeline.job.finalize import finalize_table, save_record
-from pipeline.job.near_dedupe import attach_dup_cluster, run_near_dedupe
-from pipeline.job.plan import (
+from siftline.config import ConfigError, PipelineConfig
+from siftline.executors import Executor, make_executor
+from siftline.io.storage import PendingFile, Storage
+from siftline.io.writers import read_ipc, read_json, read_record, write_json
+from siftline.job.color import decide_cut, part_candidates, prepare_models
+from siftline.job.commits import COMMITS
+from siftline.job.exact_dedupe import attach_exact_rep, run_exact_dedupe
+from siftline.job.finalize import finalize_table, save_record
+from siftline.job.near_dedupe import attach_dup_cluster, run_near_dedupe
+from siftline.job.plan import (
     clear_output,
     load_splits,
     make_plan,
@@ -37,13 +37,13 @@ from pipeline.job.plan import (
     preflight,
     remove_temp_files,
 )
-from pipeline.job.preselect import decide_cut as decide_preselect_cut
-from pipeline.job.preselect import part_candidates as preselect_candidates
-from pipeline.job.preselect import prepare_classifier
-from pipeline.job.report import build_manifest, build_stats
-from pipeline.job.score import SplitScorer, score_split, warm_worker
-from pipeline.layout import Layout
-from pipeline.mixture.report import check_mixture, run_mixture
+from siftline.job.preselect import decide_cut as decide_preselect_cut
+from siftline.job.preselect import part_candidates as preselect_candidates
+from siftline.job.preselect import prepare_classifier
+from siftline.job.report import build_manifest, build_stats
+from siftline.job.score import SplitScorer, score_split, warm_worker
+from siftline.layout import Layout
+from siftline.mixture.report import check_mixture, run_mixture
 
 
 class Reporter:

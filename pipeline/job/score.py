@@ -11,15 +11,15 @@ from typing import Any
 
 import pyarrow as pa
 
-from pipeline.config import PipelineConfig
-from pipeline.documents import make_table
-from pipeline.executors.allocator import keep_large_buffers
-from pipeline.io.readers import Split, read_split
-from pipeline.io.storage import Storage
-from pipeline.io.writers import ipc_whole, read_record, write_json, write_jsonl, write_table_ipc
-from pipeline.job.split_checkpoint import SplitCheckpoints, wants_checkpoints
-from pipeline.layout import Layout
-from pipeline.stages import REGISTRY, Stage, apply_stages, build_stages, empty_scored_table
+from siftline.config import PipelineConfig
+from siftline.documents import make_table
+from siftline.executors.allocator import keep_large_buffers
+from siftline.io.readers import Split, read_split
+from siftline.io.storage import Storage
+from siftline.io.writers import ipc_whole, read_record, write_json, write_jsonl, write_table_ipc
+from siftline.job.split_checkpoint import SplitCheckpoints, wants_checkpoints
+from siftline.layout import Layout
+from siftline.stages import REGISTRY, Stage, apply_stages, build_stages, empty_scored_table
 
 CPU_STAGES = ("exact_dedupe", "near_dedupe")  # cheap to build; the model stages load in `build`
 
@@ -83,7 +83,7 @@ def warm_worker(config: PipelineConfig) -> None:
     """Import every phase's code and load the CPU stages' compiled kernels (the C builds, or
     numba's cache where there are none, and near-dedupe's numba kernels) on a two-row table, so
     that a fresh worker process pays for them before the first timed phase."""
-    import pipeline.job.runner  # noqa: F401 - the later phases' task functions live there
+    import siftline.job.runner  # noqa: F401 - the later phases' task functions live there
 
     stages = [REGISTRY[name](config) for name in config.stages.enabled() if name in CPU_STAGES]
     table = make_table(["a", "b"], ["warm up the kernels", "wa\u0301rm \u01d4p  twice"],

@@ -18,9 +18,9 @@ from typing import Any
 
 import pyarrow as pa
 
-from pipeline.io.storage import Storage
-from pipeline.io.writers import read_ipc, write_table_ipc
-from pipeline.layout import Layout
+from siftline.io.storage import Storage
+from siftline.io.writers import read_ipc, write_table_ipc
+from siftline.layout import Layout
 
 
 def wants_checkpoints(stages: Sequence[Any]) -> bool:

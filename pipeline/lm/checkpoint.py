@@ -2,7 +2,7 @@
 
 A siftline model folder holds `model.safetensors`, `siftline_lm.json` (the `ModelConfig` plus a
 format version) and `tokenizer.json`. A folder with a Hugging Face `config.json` instead is loaded
-through transformers (`pipeline.lm.hf`). Both come back as a `LanguageModel`: hidden states,
+through transformers (`siftline.lm.hf`). Both come back as a `LanguageModel`: hidden states,
 the unembedding head, the tokenizer and the context length, which is all scoring needs.
 """
 
@@ -16,9 +16,9 @@ from typing import Any, Protocol
 
 import torch
 
-from pipeline.lm.config import ModelConfig
-from pipeline.lm.model import CausalLM, Head
-from pipeline.lm.tokenizer import Tokenizer
+from siftline.lm.config import ModelConfig
+from siftline.lm.model import CausalLM, Head
+from siftline.lm.tokenizer import Tokenizer
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "siftline_lm.json"
@@ -131,7 +131,7 @@ def load_lm(folder: str | Path, device: str = "auto", dtype: str = "auto") -> La
         model.requires_grad_(False)
         return SiftlineLM(model, Tokenizer.load(folder), where)
     if (folder / "config.json").is_file():
-        from pipeline.lm.hf import load_hf_lm
+        from siftline.lm.hf import load_hf_lm
 
         return load_hf_lm(folder, where, torch_dtype)
     raise FileNotFoundError(f"{folder}: not a model folder (no {CONFIG_FILE} or config.json)")

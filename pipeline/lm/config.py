@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import ByteSize, Field, model_validator
 
-from pipeline.sections import Section as _Section
+from siftline.sections import Section as _Section
 
 PRESETS: dict[str, dict[str, int | bool]] = {
     "tiny": {"d_model": 64, "n_layers": 2, "n_heads": 4, "vocab_size": 2048,

@@ -19,9 +19,9 @@ import numpy as np
 import torch
 import xxhash
 
-from pipeline.config import ConfigError, InputConfig, StorageConfig
-from pipeline.lm.config import SampleConfig
-from pipeline.lm.tokenizer import Tokenizer
+from siftline.config import ConfigError, InputConfig, StorageConfig
+from siftline.lm.config import SampleConfig
+from siftline.lm.tokenizer import Tokenizer
 
 ENCODE_BATCH = 256  # documents per `encode_batch` call
 
@@ -136,15 +136,15 @@ def iter_corpus(input_cfg: InputConfig, storage_cfg: StorageConfig, sample_cfg: 
     """(id, text, bytes) of every usable document, as the pipeline reads them (same ids, same
     quarantine); empty and over-long documents are counted and skipped, as selection drops them.
     With `sample.scan_bytes`, splits are read in a seeded order until that much text was seen."""
-    from pipeline.io.readers import (
+    from siftline.io.readers import (
         InputError,
         check_inputs_reachable,
         expand_inputs,
         plan_splits,
         read_split,
     )
-    from pipeline.io.storage import Storage
-    from pipeline.job.plan import resolve_paths
+    from siftline.io.storage import Storage
+    from siftline.job.plan import resolve_paths
 
     storage = Storage(storage_cfg.s3)
     try:

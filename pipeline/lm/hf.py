@@ -19,8 +19,8 @@ from typing import Any
 
 import torch
 
-from pipeline.lm.model import Head
-from pipeline.lm.tokenizer import Tokenizer
+from siftline.lm.model import Head
+from siftline.lm.tokenizer import Tokenizer
 
 # Config keys of architectures whose logits are not `hidden @ W.T (+ b)` (Cohere, Granite,
 # Falcon-H1, ...). A value of 1 (or None) is a no-op and is accepted.

@@ -2,7 +2,7 @@
 
 Pre-norm blocks (RMSNorm), rotary position embeddings, causal scaled-dot-product attention and a
 GELU MLP. The loss head is kept apart (`head()`), so training takes logits from it while scoring
-hands the hidden states and the unembedding to `kernels.token_nll`.
+hands the hidden states and the unembedding to `siftline.kernels.token_nll`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pipeline.lm.config import ModelConfig
+from siftline.lm.config import ModelConfig
 
 
 @dataclass(frozen=True)

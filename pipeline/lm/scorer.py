@@ -20,9 +20,9 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from kernels import token_nll
-from pipeline.lm.checkpoint import LanguageModel, load_lm
-from pipeline.lm.config import ScoreConfig
+from siftline.kernels import token_nll
+from siftline.lm.checkpoint import LanguageModel, load_lm
+from siftline.lm.config import ScoreConfig
 
 IGNORE = -100
 SCORE_FIELDS = (("nll_sum", pa.float64()), ("n_tokens", pa.int64()), ("n_chars", pa.int64()),

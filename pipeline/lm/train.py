@@ -25,8 +25,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pipeline.config import ConfigError, TrainJobConfig
-from pipeline.lm.checkpoint import (
+from siftline.config import ConfigError, TrainJobConfig
+from siftline.lm.checkpoint import (
     CONFIG_FILE,
     WEIGHTS_FILE,
     load_causal_lm,
@@ -34,8 +34,8 @@ from pipeline.lm.checkpoint import (
     resolve_device,
     save_model,
 )
-from pipeline.lm.config import ModelConfig, TrainConfig
-from pipeline.lm.data import (
+from siftline.lm.config import ModelConfig, TrainConfig
+from siftline.lm.data import (
     BatchOrder,
     BottomSample,
     Document,
@@ -45,9 +45,9 @@ from pipeline.lm.data import (
     sample_corpus,
     split_holdout,
 )
-from pipeline.lm.model import CausalLM
-from pipeline.lm.tokenizer import Tokenizer, train_tokenizer
-from pipeline.lm.train_state import RunFolder, check_separate
+from siftline.lm.model import CausalLM
+from siftline.lm.tokenizer import Tokenizer, train_tokenizer
+from siftline.lm.train_state import RunFolder, check_separate
 
 LOSS_WINDOW = 20  # the reported train loss is the mean over this many last steps
 # Keys that never change the trained weights or the log: not part of the config's identity.

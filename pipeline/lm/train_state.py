@@ -27,10 +27,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from pipeline.config import ConfigError
-from pipeline.lm.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_causal_lm, save_model
-from pipeline.lm.model import CausalLM
-from pipeline.lm.tokenizer import TOKENIZER_FILE, Tokenizer
+from siftline.config import ConfigError
+from siftline.lm.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_causal_lm, save_model
+from siftline.lm.model import CausalLM
+from siftline.lm.tokenizer import TOKENIZER_FILE, Tokenizer
 
 RESULT_FILE = "train_result.json"
 LOG_FILE = "train_log.jsonl"

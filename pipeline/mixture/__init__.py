@@ -3,5 +3,5 @@
 `weights` (p_i(tau) and exact integer splits) and `schedule` (budgets, epochs, caps) are pure
 functions over token counts; `tokens` counts the kept data, `report` writes `weights.json` and
 `plot` its figure, `mix` writes Parquet shards drawn by a phase's weights. Nothing is imported
-here, so `pipeline.config` can import `pipeline.mixture.config` without a cycle.
+here, so `siftline.config` can import `siftline.mixture.config` without a cycle.
 """

@@ -1,6 +1,6 @@
 """The `mixture:` config section: how domain weights are computed after selection.
 
-It lives beside the code it configures (as `pipeline.lm.config` does) so that `pipeline.config`
+It lives beside the code it configures (as `siftline.lm.config` does) so that `siftline.config`
 imports it without a cycle. Every check that needs no filesystem happens here, so a bad
 schedule fails before any work starts, naming the dotted key.
 """
@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from pipeline.sections import Section as _Section
+from siftline.sections import Section as _Section
 
 # OpenAI's rule of thumb for its GPT-2/GPT-3 BPE tokenizers: "one token generally corresponds to
 # ~4 characters of text for common English text" (help.openai.com, "What are tokens and how to

@@ -25,13 +25,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipeline.config import ConfigError
-from pipeline.documents import BASE_SCHEMA
-from pipeline.io.storage import Storage
-from pipeline.io.writers import read_json, write_json, write_parquet
-from pipeline.layout import Layout
-from pipeline.mixture.tokens import TokenCounter
-from pipeline.mixture.weights import largest_remainder
+from siftline.config import ConfigError
+from siftline.documents import BASE_SCHEMA
+from siftline.io.storage import Storage
+from siftline.io.writers import read_json, write_json, write_parquet
+from siftline.layout import Layout
+from siftline.mixture.tokens import TokenCounter
+from siftline.mixture.weights import largest_remainder
 
 MANIFEST = "manifest.json"
 COLUMNS = BASE_SCHEMA.names  # id, text, domain, source: the kept shards' columns
@@ -207,7 +207,7 @@ def write_mix(output: str, storage: Storage, phases: Sequence[int] | None = None
               seed: int | None = None, tokens: int | None = None,
               shard_bytes: int | None = None) -> list[dict[str, Any]]:
     """Mixed shards for the given phases (default: all) of a finished run's weights.json."""
-    from pipeline.selection.reselect import load_finished_manifest
+    from siftline.selection.reselect import load_finished_manifest
 
     layout = Layout.for_output(output)
     manifest = load_finished_manifest(output, storage)

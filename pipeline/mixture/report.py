@@ -19,13 +19,13 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from pipeline.config import ConfigError, ExecutorConfig, PipelineConfig
-from pipeline.io.storage import Storage
-from pipeline.io.writers import read_json, write_json
-from pipeline.layout import Layout
-from pipeline.mixture.config import MixtureConfig
-from pipeline.mixture.schedule import plan_schedule
-from pipeline.mixture.tokens import count_kept, counted_with, estimate_tokens, load_backend
+from siftline.config import ConfigError, ExecutorConfig, PipelineConfig
+from siftline.io.storage import Storage
+from siftline.io.writers import read_json, write_json
+from siftline.layout import Layout
+from siftline.mixture.config import MixtureConfig
+from siftline.mixture.schedule import plan_schedule
+from siftline.mixture.tokens import count_kept, counted_with, estimate_tokens, load_backend
 
 
 def check_mixture(config: PipelineConfig, storage: Storage) -> None:
@@ -67,7 +67,7 @@ def write_weights(doc: dict[str, Any], layout: Layout, storage: Storage) -> None
     """weights.json, and its PNG when the config asks for one (the plot first: the JSON names
     it, so the JSON appearing means both are there)."""
     if doc.get("plot"):
-        from pipeline.mixture.plot import render_weights
+        from siftline.mixture.plot import render_weights
 
         storage.write_bytes(layout.weights_plot, render_weights(doc))
     write_json(storage, layout.weights, doc)
@@ -121,8 +121,8 @@ def reweigh(output: str, cfg: MixtureConfig, storage: Storage, executor_kind: st
             ) -> dict[str, Any]:
     """`siftline weights OUT`: weights.json again under another mixture config, reusing the
     run's token counts when they were made the same way (else counting the kept shards)."""
-    from pipeline.executors import make_executor
-    from pipeline.selection.reselect import load_finished_manifest
+    from siftline.executors import make_executor
+    from siftline.selection.reselect import load_finished_manifest
 
     layout = Layout.for_output(output)
     manifest = load_finished_manifest(output, storage)

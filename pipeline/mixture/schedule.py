@@ -19,7 +19,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
-from pipeline.mixture.weights import largest_remainder, temperature_weights
+from siftline.mixture.weights import largest_remainder, temperature_weights
 
 REL_TOL = 1e-9
 

@@ -22,10 +22,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipeline.config import ConfigError, S3Config
-from pipeline.io.storage import Storage, join
-from pipeline.io.writers import read_json, write_json
-from pipeline.mixture.config import MixtureConfig
+from siftline.config import ConfigError, S3Config
+from siftline.io.storage import Storage, join
+from siftline.io.writers import read_json, write_json
+from siftline.mixture.config import MixtureConfig
 
 TOKENIZER_FILE = "tokenizer.json"
 BATCH_ROWS = 1024

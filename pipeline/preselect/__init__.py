@@ -2,9 +2,9 @@
 
 `predictive_strength` is the paper's S(doc); `labels` runs the reference models over a labelling
 sample; `fasttext_train` trains the classifier; `evaluate` measures downstream scores of small LMs
-for the offline path (`pipeline.job.preselect` builds everything at the start of a run).
+for the offline path (`siftline.job.preselect` builds everything at the start of a run).
 """
 
-from pipeline.preselect.strength import choose_labels, predictive_strength
+from siftline.preselect.strength import choose_labels, predictive_strength
 
 __all__ = ["choose_labels", "predictive_strength"]

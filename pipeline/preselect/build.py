@@ -17,10 +17,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pipeline.config import ConfigError, PipelineConfig, TrainJobConfig
-from pipeline.io.storage import join
-from pipeline.preselect.labels import Reference
-from pipeline.stages.preselect_score import classifier_path, models_dir
+from siftline.config import ConfigError, PipelineConfig, TrainJobConfig
+from siftline.io.storage import join
+from siftline.preselect.labels import Reference
+from siftline.stages.preselect_score import classifier_path, models_dir
 
 LABELS_FILE = "labels.jsonl"
 REFERENCES_FILE = "references.json"
@@ -54,9 +54,9 @@ def reference_models(config: PipelineConfig, reporter: Any, overwrite: bool = Fa
     if offline is None:
         raise ConfigError("stages.preselect: give references or train_references to build a "
                           "classifier (or give model)")
-    from pipeline.job.color import JobTrainProgress, train_or_reuse
-    from pipeline.lm.train import train_lm
-    from pipeline.preselect.evaluate import evaluate_lm, load_eval_set
+    from siftline.job.color import JobTrainProgress, train_or_reuse
+    from siftline.lm.train import train_lm
+    from siftline.preselect.evaluate import evaluate_lm, load_eval_set
 
     root = Path(models_dir(config))
     folders = []
@@ -74,7 +74,7 @@ def reference_models(config: PipelineConfig, reporter: Any, overwrite: bool = Fa
                 "models": [[n, _weights_stamp(f)] for n, f, _ in folders]})
     record = _read_json(record_path)
     if record is None or record.get("key") != key:
-        from pipeline.io.storage import Storage
+        from siftline.io.storage import Storage
 
         reporter.message(f"preselect: evaluating {len(folders)} reference models")
         data = load_eval_set(offline.eval, config.input, Storage(config.storage.s3))
@@ -95,8 +95,8 @@ def reference_models(config: PipelineConfig, reporter: Any, overwrite: bool = Fa
 def make_labels(config: PipelineConfig, refs: list[Reference], reporter: Any,
                 out_path: str | None = None) -> dict[str, Any]:
     """The labels file for these references (reused while its key holds)."""
-    from pipeline.lm.data import sample_corpus
-    from pipeline.preselect.labels import label_documents
+    from siftline.lm.data import sample_corpus
+    from siftline.preselect.labels import label_documents
 
     cfg = config.stages.preselect
     path = Path(out_path or join(models_dir(config), LABELS_FILE))
@@ -122,7 +122,7 @@ def make_labels(config: PipelineConfig, refs: list[Reference], reporter: Any,
 def train_classifier(config: PipelineConfig, labels_path: str, out_path: str | None = None,
                      labels_key: str | None = None) -> dict[str, Any]:
     """fastText on the labels file (reused while labels and fastText settings are unchanged)."""
-    from pipeline.preselect.fasttext_train import train_from_labels
+    from siftline.preselect.fasttext_train import train_from_labels
 
     cfg = config.stages.preselect
     path = Path(out_path or join(models_dir(config), "classifier.bin"))

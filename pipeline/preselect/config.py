@@ -1,7 +1,7 @@
 """PreSelect's config sections (`stages.preselect`); unknown keys fail naming the dotted key.
 
-Kept beside the code it configures and free of `pipeline.config` imports, so that module can
-import it without a cycle (as it does `pipeline.lm.config`).
+Kept beside the code it configures and free of `siftline.config` imports, so that module can
+import it without a cycle (as it does `siftline.lm.config`).
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from pipeline.lm.config import ModelConfig, SampleConfig, ScoreConfig, TrainConfig
-from pipeline.sections import Section
+from siftline.lm.config import ModelConfig, SampleConfig, ScoreConfig, TrainConfig
+from siftline.sections import Section
 
 
 class FastTextConfig(Section):

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.lm.config import ScoreConfig
-from pipeline.preselect.config import EvalSetConfig
+from siftline.lm.config import ScoreConfig
+from siftline.preselect.config import EvalSetConfig
 
 
 @dataclass
@@ -38,14 +38,14 @@ class EvalSet:
 
 def load_eval_set(cfg: EvalSetConfig, corpus: Any = None, storage: Any = None) -> EvalSet:
     """Questions or texts, in file order, at most `max_examples`."""
-    from pipeline.color.target import eval_text, expand_target_paths, gold_choice, read_records
-    from pipeline.config import InputConfig, TargetConfig
-    from pipeline.io.storage import Storage
+    from siftline.color.target import eval_text, expand_target_paths, gold_choice, read_records
+    from siftline.config import InputConfig, TargetConfig
+    from siftline.io.storage import Storage
 
     storage = storage or Storage()
     limit = cfg.max_examples
     if cfg.domain is not None:
-        from pipeline.color.target import load_target_texts
+        from siftline.color.target import load_target_texts
 
         target = TargetConfig(domain=cfg.domain, holdout_fraction=cfg.holdout_fraction,
                               seed=cfg.seed)
@@ -72,7 +72,7 @@ def load_eval_set(cfg: EvalSetConfig, corpus: Any = None, storage: Any = None) -
 
 def _is_eval_records(uri: str, storage: Any) -> bool:
     """A JSON Lines file whose first record has query, choices and gold."""
-    from pipeline.color.target import auto_kind, read_records
+    from siftline.color.target import auto_kind, read_records
 
     if auto_kind(uri) != "records":
         return False
@@ -81,8 +81,8 @@ def _is_eval_records(uri: str, storage: Any) -> bool:
 
 
 def load_target_texts_from_paths(paths: list[str], storage: Any) -> list[str]:
-    from pipeline.color.target import load_target_texts
-    from pipeline.config import InputConfig, TargetConfig
+    from siftline.color.target import load_target_texts
+    from siftline.config import InputConfig, TargetConfig
 
     return load_target_texts(TargetConfig(paths=paths), InputConfig(), storage)
 
@@ -132,7 +132,7 @@ def evaluate_scorer(scorer: Any, data: EvalSet, length_norm: bool = False) -> di
 def evaluate_lm(folder: str, data: EvalSet, score_cfg: ScoreConfig | None = None,
                 length_norm: bool = False) -> dict[str, Any]:
     """Load a model folder (siftline or Hugging Face) and score it on `data`."""
-    from pipeline.lm.scorer import DocumentScorer
+    from siftline.lm.scorer import DocumentScorer
 
     result = evaluate_scorer(DocumentScorer.from_folder(folder, score_cfg), data, length_norm)
     return {"model": folder, **result}

@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.preselect.classifier import clean_text, load_classifier, positive_probability
-from pipeline.preselect.config import FastTextConfig
-from pipeline.preselect.metrics import binary_metrics
+from siftline.preselect.classifier import clean_text, load_classifier, positive_probability
+from siftline.preselect.config import FastTextConfig
+from siftline.preselect.metrics import binary_metrics
 
 HOLDOUT_PURPOSE = "preselect-holdout"
 
@@ -50,7 +50,7 @@ def split_examples(examples: list[Example], fraction: float,
     """(train, held out) by a seeded hash of each id: stable however the labels were made."""
     if fraction <= 0:
         return examples, []
-    from pipeline.lm.data import unit_hash
+    from siftline.lm.data import unit_hash
 
     held = [unit_hash(ex.id, seed, HOLDOUT_PURPOSE) < fraction for ex in examples]
     return ([ex for ex, h in zip(examples, held, strict=True) if not h],

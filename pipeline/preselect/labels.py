@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 import xxhash
 
-from pipeline.lm.config import ScoreConfig
-from pipeline.preselect.strength import agreement_counts, choose_labels
+from siftline.lm.config import ScoreConfig
+from siftline.preselect.strength import agreement_counts, choose_labels
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class Reference:
 def model_bpc(references: Sequence[Reference], texts: list[str], score_cfg: ScoreConfig,
               progress: Callable[[str], None] | None = None) -> np.ndarray:
     """`[n_docs, n_models]` bits per character, one model in memory at a time."""
-    from pipeline.lm.scorer import DocumentScorer
+    from siftline.lm.scorer import DocumentScorer
 
     out = np.full((len(texts), len(references)), np.nan)
     for k, ref in enumerate(references):

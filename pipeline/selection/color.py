@@ -16,8 +16,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.config import ColorFilterConfig
-from pipeline.stages.color_filter import SCORE_COLUMN, TOKENS_COLUMN
+from siftline.config import ColorFilterConfig
+from siftline.stages.color_filter import SCORE_COLUMN, TOKENS_COLUMN
 
 ALL = "*"
 CANDIDATE_SCHEMA = pa.schema([("score", pa.float64()), ("id", pa.string()), ("part", pa.int32()),

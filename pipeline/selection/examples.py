@@ -12,12 +12,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipeline.config import PipelineConfig
-from pipeline.io.readers import Split
-from pipeline.io.storage import Storage
-from pipeline.layout import Layout
-from pipeline.selection.reselect import read_split_text
-from pipeline.stages.near_dedupe import CLUSTER_COLUMN
+from siftline.config import PipelineConfig
+from siftline.io.readers import Split
+from siftline.io.storage import Storage
+from siftline.layout import Layout
+from siftline.selection.reselect import read_split_text
+from siftline.stages.near_dedupe import CLUSTER_COLUMN
 
 
 def duplicate_examples(output: str, manifest: dict[str, Any], config: PipelineConfig,

@@ -16,9 +16,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.preselect.config import PreselectConfig
-from pipeline.selection import color
-from pipeline.stages.preselect_score import SCORE_COLUMN
+from siftline.preselect.config import PreselectConfig
+from siftline.selection import color
+from siftline.stages.preselect_score import SCORE_COLUMN
 
 ALL = color.ALL
 

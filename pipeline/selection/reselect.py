@@ -16,14 +16,14 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.config import ConfigError, PipelineConfig
-from pipeline.executors import make_executor
-from pipeline.io.readers import Split, read_split
-from pipeline.io.storage import Storage
-from pipeline.io.writers import read_json, write_json
-from pipeline.job.finalize import finalize_table
-from pipeline.job.report import build_manifest, build_stats
-from pipeline.layout import Layout
+from siftline.config import ConfigError, PipelineConfig
+from siftline.executors import make_executor
+from siftline.io.readers import Split, read_split
+from siftline.io.storage import Storage
+from siftline.io.writers import read_json, write_json
+from siftline.job.finalize import finalize_table
+from siftline.job.report import build_manifest, build_stats
+from siftline.layout import Layout
 
 
 def load_finished_manifest(output: str, storage: Storage) -> dict[str, Any]:
@@ -60,7 +60,7 @@ def part_with_text(split: Split, config: PipelineConfig, layout: Layout,
 
 def _scored_candidates(config: PipelineConfig, layout: Layout, storage: Storage,
                        preselect_cut: dict[str, Any] | None, part: int) -> pa.Table:
-    from pipeline.job.color import part_candidates
+    from siftline.job.color import part_candidates
 
     with storage.open(layout.path(layout.scored_rel(part))) as handle:
         return part_candidates(config, pq.read_table(handle), part, preselect_cut)
@@ -70,7 +70,7 @@ def _color_cut(executor, config: PipelineConfig, layout: Layout,
                storage: Storage, parts: int,
                preselect_cut: dict[str, Any] | None = None) -> dict[str, Any]:
     """The CoLoR-Filter cut for the new rule, from the persisted scores alone."""
-    from pipeline.job.color import decide_cut
+    from siftline.job.color import decide_cut
 
     storage.delete(layout.color_cut)
     task = partial(_scored_candidates, config, layout, storage, preselect_cut)
@@ -81,7 +81,7 @@ def _color_cut(executor, config: PipelineConfig, layout: Layout,
 
 def _scored_preselect_candidates(config: PipelineConfig, layout: Layout, storage: Storage,
                                  part: int) -> pa.Table:
-    from pipeline.job.preselect import part_candidates
+    from siftline.job.preselect import part_candidates
 
     with storage.open(layout.path(layout.scored_rel(part))) as handle:
         return part_candidates(config, pq.read_table(handle), part)
@@ -90,7 +90,7 @@ def _scored_preselect_candidates(config: PipelineConfig, layout: Layout, storage
 def _preselect_cut(executor, config: PipelineConfig, layout: Layout, storage: Storage,
                    parts: int) -> dict[str, Any]:
     """PreSelect's cut for the new keep share or threshold, from the persisted scores."""
-    from pipeline.job.preselect import cut_path, decide_cut
+    from siftline.job.preselect import cut_path, decide_cut
 
     storage.delete(cut_path(layout))
     task = partial(_scored_preselect_candidates, config, layout, storage)
@@ -154,12 +154,12 @@ def reselect(output: str, config: PipelineConfig, progress=None) -> dict[str, An
 def _mixture(config: PipelineConfig, layout: Layout, storage: Storage, executor: Any,
              final_records: list[dict[str, Any]], timings: dict[str, float]
              ) -> dict[str, Any] | None:
-    """weights.json again for the new kept data (pipeline.mixture); mixed shards drawn from
+    """weights.json again for the new kept data (siftline.mixture); mixed shards drawn from
     the old data are removed."""
     storage.delete(layout.path("mix"), recursive=True)
     if not config.mixture.enabled:
         return None
-    from pipeline.mixture.report import run_mixture
+    from siftline.mixture.report import run_mixture
 
     start = time.perf_counter()
     entry = run_mixture(config, layout, storage, executor, final_records)

@@ -2,7 +2,7 @@
 
 This is the only place rows are dropped, and it never looks at text, so `siftline select` can
 re-decide from `OUT/scored/` alone. Reasons apply in the priority order of
-`pipeline.documents.DROP_REASONS`: the first that applies is the one recorded.
+`siftline.documents.DROP_REASONS`: the first that applies is the one recorded.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.documents import LOCAL_REASONS
-from pipeline.stages.exact_dedupe import REP_COLUMN
-from pipeline.stages.near_dedupe import IS_REP_COLUMN
+from siftline.documents import LOCAL_REASONS
+from siftline.stages.exact_dedupe import REP_COLUMN
+from siftline.stages.near_dedupe import IS_REP_COLUMN
 
 _NULL = pa.scalar(None, pa.string())
 
@@ -32,7 +32,7 @@ def apply_selection(table: pa.Table, stages: list[str], *, part: int = 0,
     """Recompute `drop_reason` for the enabled stages; the column is null for kept rows.
 
     `color_filter` and `preselect` need their global cuts (`compute_cut` in
-    `pipeline.selection.color` / `.preselect`) and the part index, which breaks ties."""
+    `siftline.selection.color` / `.preselect`) and the part index, which breaks ties."""
     reasons = [local_reasons(table)]
     if "exact_dedupe" in stages and REP_COLUMN in table.column_names:
         is_dup = pc.is_valid(table.column(REP_COLUMN))
@@ -43,14 +43,14 @@ def apply_selection(table: pa.Table, stages: list[str], *, part: int = 0,
     if "preselect" in stages:
         if preselect_cut is None:
             raise ValueError("preselect selection needs the global cut")
-        from pipeline.selection.preselect import selected_mask as preselect_mask
+        from siftline.selection.preselect import selected_mask as preselect_mask
 
         chosen = pa.array(preselect_mask(table, part, preselect_cut))
         reasons.append(pc.if_else(chosen, _NULL, "preselect"))
     if "color_filter" in stages:
         if color_cut is None:
             raise ValueError("color_filter selection needs the global cut")
-        from pipeline.selection.color import selected_mask
+        from siftline.selection.color import selected_mask
 
         chosen = pa.array(selected_mask(table, part, color_cut))
         reasons.append(pc.if_else(chosen, _NULL, "color_filter"))

@@ -12,12 +12,12 @@ from collections.abc import Callable
 
 import pyarrow as pa
 
-from pipeline.config import PipelineConfig
-from pipeline.documents import add_local_reasons, make_table
-from pipeline.stages.color_filter import ColorScore
-from pipeline.stages.exact_dedupe import ExactHash
-from pipeline.stages.near_dedupe import MinHashBands
-from pipeline.stages.preselect_score import PreselectScore
+from siftline.config import PipelineConfig
+from siftline.documents import add_local_reasons, make_table
+from siftline.stages.color_filter import ColorScore
+from siftline.stages.exact_dedupe import ExactHash
+from siftline.stages.near_dedupe import MinHashBands
+from siftline.stages.preselect_score import PreselectScore
 
 Stage = Callable[[pa.Table], pa.Table]
 

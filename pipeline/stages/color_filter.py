@@ -18,9 +18,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.config import ColorFilterConfig, PipelineConfig
-from pipeline.documents import active_mask, as_table
-from pipeline.io.storage import join
+from siftline.config import ColorFilterConfig, PipelineConfig
+from siftline.documents import active_mask, as_table
+from siftline.io.storage import join
 
 PRIOR_COLUMN = "color_prior_nll"
 COND_COLUMN = "color_cond_nll"
@@ -50,7 +50,7 @@ class ColorScore:
     checkpoint_batches = True  # two LMs per batch: a lost worker keeps what it scored
 
     def __init__(self, config: ColorFilterConfig, prior_dir: str, cond_dir: str) -> None:
-        from pipeline.lm.scorer import DocumentScorer
+        from siftline.lm.scorer import DocumentScorer
 
         self.prior = DocumentScorer.from_folder(prior_dir, config.score)
         self.cond = DocumentScorer.from_folder(cond_dir, config.score)

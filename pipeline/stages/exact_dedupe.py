@@ -25,10 +25,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import xxhash
 
-from pipeline.c_kernels import load
-from pipeline.documents import active_mask, as_table
+from siftline.c_kernels import load
+from siftline.documents import active_mask, as_table
 
-compiled = load("pipeline.stages._whitespace")  # the collapse kernel's C build, or numba's
+compiled = load("siftline.stages._whitespace")  # the collapse kernel's C build, or numba's
 
 HASH_COLUMN = "exact_hash"
 REP_COLUMN = "exact_rep"

@@ -1,12 +1,12 @@
 """Near-duplicate removal, per-batch and per-bucket halves (the global step is in job/).
 
 1. `MinHashBands` (a stage, per batch): MinHash signatures of the shingles and their LSH band
-   keys (`near_bands`), datasketch-compatible (see `pipeline.dedupe`).
+   keys (`near_bands`), datasketch-compatible (see `siftline.dedupe`).
 2. `band_rows` (map, per part): one (key, id) row per band of each in-play document, split into
    buckets by key, so a bucket holds every document that shares any of its band keys.
 3. `band_edges` (reduce, per bucket): documents sharing a band key are candidates; each is linked
    to the smallest node of its group — a star, not all pairs, so the edges stay linear in the
-   collisions. Connected components of these edges (`pipeline.dedupe.components`) then give
+   collisions. Connected components of these edges (`siftline.dedupe.components`) then give
    every document its cluster's smallest id (`dup_cluster`) and whether it is that
    representative row itself (`dup_is_rep`: ids are not trusted to be unique).
 """
@@ -20,10 +20,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.config import NearDedupeConfig
-from pipeline.dedupe import band_keys, minhash_signatures
-from pipeline.dedupe.components import EDGE_SCHEMA, bucket_of
-from pipeline.documents import active_mask, as_table
+from siftline.config import NearDedupeConfig
+from siftline.dedupe import band_keys, minhash_signatures
+from siftline.dedupe.components import EDGE_SCHEMA, bucket_of
+from siftline.documents import active_mask, as_table
 
 BANDS_COLUMN = "near_bands"
 SIGNATURE_COLUMN = "minhash"

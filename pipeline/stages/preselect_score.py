@@ -13,10 +13,10 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from pipeline.config import PipelineConfig
-from pipeline.documents import active_mask, as_table
-from pipeline.io.storage import join
-from pipeline.preselect.classifier import load_classifier, positive_probability
+from siftline.config import PipelineConfig
+from siftline.documents import active_mask, as_table
+from siftline.io.storage import join
+from siftline.preselect.classifier import load_classifier, positive_probability
 
 SCORE_COLUMN = "preselect_score"
 CLASSIFIER_FILE = "classifier.bin"
