@@ -52,7 +52,7 @@ RUN apt-get update \
        then apt-get install -y --no-install-recommends python3-dev; fi \
     && pip install --no-cache-dir --extra-index-url "${TORCH_INDEX_URL}" \
         "/tmp/siftline-src[${EXTRAS}]" \
-    && python3 -c "import siftline.io._jsonl_parse, siftline.io._jsonl_scan, siftline.stages._whitespace" \
+    && python3 -c "import siftline.io._jsonl_parse, siftline.io._jsonl_scan, siftline.dedupe._whitespace" \
     && apt-get purge -y --auto-remove gcc libc6-dev python3-dev \
     && rm -rf /var/lib/apt/lists/* /tmp/siftline-src
 

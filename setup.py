@@ -28,6 +28,6 @@ setup(
     ext_modules=[
         Extension("siftline.io._jsonl_scan", ["pipeline/io/_jsonl_scan.c"], optional=True),
         Extension("siftline.io._jsonl_parse", ["pipeline/io/_jsonl_parse.c"], optional=True),
-        Extension("siftline.stages._whitespace", ["pipeline/stages/_whitespace.c"], optional=True),
+        Extension("siftline.dedupe._whitespace", ["pipeline/dedupe/_whitespace.c"], optional=True),
     ],
 )

@@ -7,7 +7,8 @@ tables (see `siftline.stages`).
 
 from __future__ import annotations
 
-from siftline.config import ConfigError, PipelineConfig, load_config
+from siftline.config import PipelineConfig, load_config
+from siftline.errors import ConfigError
 
 
 def run(config, *, overwrite: bool = False, reporter=None):
@@ -22,7 +23,8 @@ def run(config, *, overwrite: bool = False, reporter=None):
 def select(output: str, config=None, overrides: dict | None = None) -> dict:
     """Re-select a finished run from its scored parts (the API twin of `siftline select`)."""
     from siftline.io.storage import Storage
-    from siftline.selection.reselect import load_finished_manifest, reselect
+    from siftline.job.reselect import reselect
+    from siftline.outputs import load_finished_manifest
 
     if config is None:
         base = load_finished_manifest(output, Storage())["config"]

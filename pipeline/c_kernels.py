@@ -1,7 +1,7 @@
 """Which build of a compiled kernel runs: the C one `pip install` makes, or the fallback.
 
 Three kernels on the read -> exact-dedupe path have C builds, compiled at install as optional
-extensions (`setup.py`). Two (`io/_jsonl_scan.c`, `stages/_whitespace.c`) are twins of numba
+extensions (`setup.py`). Two (`io/_jsonl_scan.c`, `dedupe/_whitespace.c`) are twins of numba
 kernels and spare a process numba's start-up (~0.6 s); the third (`io/_jsonl_parse.c`) reads
 JSON Lines in one pass where pyarrow's reader and a screen would serve. Where there was no C
 compiler they are missing and the fallbacks serve, with the same results.

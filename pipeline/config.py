@@ -7,6 +7,7 @@ keeps one source of truth for defaults, types and validation.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import re
@@ -24,17 +25,14 @@ from pydantic import (
     model_validator,
 )
 
+from siftline.errors import ConfigError
 from siftline.lm.config import ModelConfig, SampleConfig, ScoreConfig, TrainConfig
 from siftline.mixture.config import MixtureConfig
 from siftline.preselect.config import PreselectConfig
 from siftline.sections import Section as _Section
 
-STAGE_NAMES = ("exact_dedupe", "near_dedupe", "color_filter", "preselect")
 M = TypeVar("M", bound=BaseModel)
-
-
-class ConfigError(ValueError):
-    """A configuration problem, raised before any work starts."""
+STAGE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
 class FieldMap(_Section):
@@ -224,14 +222,118 @@ class ColorFilterConfig(_Section):
         return "tau", float(self.tau)
 
 
+class CutConfig(_Section):
+    """A user stage's global cut by one of its columns: the top (or bottom) 1/tau of the
+    candidates, a share of their characters, or every row at or beyond a threshold; ties by id.
+    Candidates are the rows dedupe and the reading-time rules keep."""
+
+    column: str = Field(description="The column the stage adds that the cut ranks by.")
+    keep: Literal["top", "bottom"] = Field("top", description="Keep the highest or lowest.")
+    tau: float | None = Field(None, ge=1, description="Keep 1/tau of the candidates.")
+    share: float | None = Field(None, gt=0, le=1, description="Keep this share of the "
+                                "candidates' characters, best first.")
+    threshold: float | None = Field(None, description="Keep rows scoring at least this (top) "
+                                    "or at most this (bottom).")
+    per_domain: bool = Field(False, description="Apply the rule within each domain.")
+    plot: bool = Field(False, description="Draw plots/<column>.png with the cut.")
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> CutConfig:
+        given = [k for k in ("tau", "share", "threshold") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of tau, share and threshold "
+                             f"(got {given or 'none'})")
+        return self
+
+    def rule(self) -> tuple[str, float]:
+        kind = next(k for k in ("tau", "share", "threshold") if getattr(self, k) is not None)
+        return kind, float(getattr(self, kind))
+
+
+class CustomStageConfig(_Section):
+    """A stage from the user's own code: `callable` ("module.path:factory") is called once per
+    worker with `args` and returns a `Table -> Table` callable that adds columns."""
+
+    name: str = Field(description="The stage's name: for --stages, and its drop reason.")
+    callable: str = Field(description="module.path:factory, importable on every worker.")
+    args: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments of the "
+                                 "factory.")
+    columns: list[str] = Field(default_factory=list, description="Columns the stage adds "
+                               "(checked on every batch; the cut's column is added).")
+    cut: CutConfig | None = Field(None, description="Drop rows by one of its columns.")
+    enabled: bool = True
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not STAGE_NAME.match(value):
+            raise ValueError(f"{value!r}: lower-case letters, digits and _, starting with a letter")
+        return value
+
+    @field_validator("callable")
+    @classmethod
+    def _callable(cls, value: str) -> str:
+        module, sep, attr = value.partition(":")
+        if not sep or not module or not attr:
+            raise ValueError(f"{value!r}: expected module.path:factory")
+        return value
+
+
 class StagesConfig(_Section):
     exact_dedupe: ExactDedupeConfig = Field(default_factory=ExactDedupeConfig)
     near_dedupe: NearDedupeConfig = Field(default_factory=NearDedupeConfig)
     color_filter: ColorFilterConfig = Field(default_factory=ColorFilterConfig)
     preselect: PreselectConfig = Field(default_factory=PreselectConfig)
+    custom: list[CustomStageConfig] = Field(default_factory=list, description="Stages from "
+                                            "your own modules, applied after the built-in ones.")
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> StagesConfig:
+        seen = set(builtin_stage_names())
+        for entry in self.custom:
+            if entry.name in seen:
+                raise ValueError(f"custom stage name {entry.name!r} is taken (built-in stages: "
+                                 f"{', '.join(builtin_stage_names())})")
+            seen.add(entry.name)
+        return self
+
+    def names(self) -> list[str]:
+        """Every stage this config knows, enabled or not, in the order they are applied."""
+        return [*builtin_stage_names(), *(entry.name for entry in self.custom)]
 
     def enabled(self) -> list[str]:
-        return [name for name in STAGE_NAMES if getattr(self, name).enabled]
+        return [name for name in self.names() if self.section(name).enabled]
+
+    def section(self, name: str) -> _Section:
+        """A stage's config section: `stages.<name>`, or its `stages.custom` entry."""
+        if name in builtin_stage_names():
+            return getattr(self, name)
+        for entry in self.custom:
+            if entry.name == name:
+                return entry
+        raise KeyError(name)
+
+
+def builtin_stage_names() -> tuple[str, ...]:
+    """The built-in stages, in the order they are applied: the sections of `StagesConfig`."""
+    return tuple(name for name in StagesConfig.model_fields if name != "custom")
+
+
+def only_stages(data: dict[str, Any], wanted: list[str]) -> dict[str, bool]:
+    """Overrides of a raw config that enable exactly `wanted` (`--stages a,b`), built-in or
+    custom; an unknown name is an error that suggests the closest known one."""
+    custom = (data.get("stages") or {}).get("custom") or []
+    known = [*builtin_stage_names(),
+             *(entry["name"] for entry in custom if isinstance(entry, dict) and "name" in entry)]
+    unknown = [name for name in wanted if name not in known]
+    if unknown:
+        hints = {n: difflib.get_close_matches(n, known, 1) for n in unknown}
+        said = ", ".join(f"{n!r}" + (f" (did you mean {h[0]!r}?)" if h else "")
+                         for n, h in hints.items())
+        raise ConfigError(f"--stages: unknown stage(s) {said}; known: {', '.join(known)}")
+    builtin = builtin_stage_names()
+    return {f"stages.{name if name in builtin else 'custom.' + name}.enabled": name in wanted
+            for name in known}
 
 
 def _eval_train() -> TrainConfig:
@@ -365,26 +467,41 @@ def _parse_scalar(raw: str) -> Any:
 
 
 def apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    """Set dotted keys (``output.path``) in a nested dict, creating sections as needed."""
+    """Set dotted keys (``output.path``) in a nested dict, creating sections as needed. In a
+    list of named entries a part names an entry: ``stages.custom.mine.enabled``."""
     for dotted, value in overrides.items():
-        node = data
+        node: Any = data
         parts = dotted.split(".")
         for part in parts[:-1]:
+            if isinstance(node, list):
+                node = _named_entry(node, part, dotted)
+                continue
             child = node.setdefault(part, {})
-            if not isinstance(child, dict):
+            if not isinstance(child, dict | list):
                 raise ConfigError(f"invalid override {dotted}: {part} is not a section")
             node = child
+        if isinstance(node, list):
+            raise ConfigError(f"invalid override {dotted}: name an entry of the list")
         node[parts[-1]] = value
     return data
+
+
+def _named_entry(entries: list[Any], name: str, dotted: str) -> dict[str, Any]:
+    for entry in entries:
+        if isinstance(entry, dict) and entry.get("name") == name:
+            return entry
+    raise ConfigError(f"invalid override {dotted}: no entry named {name!r}")
 
 
 def load_config(
     source: str | Path | dict[str, Any] | None = None,
     overrides: dict[str, Any] | None = None,
     model: type[M] = PipelineConfig,  # type: ignore[assignment]
+    stages: list[str] | None = None,
 ) -> M:
     """Build a config (a `PipelineConfig` unless `model` names another top-level section model)
-    from a YAML path or dict plus dotted overrides; errors name the key."""
+    from a YAML path or dict plus dotted overrides; `stages` enables exactly those stages.
+    Errors name the key."""
     origin = "defaults"
     data: dict[str, Any] = {}
     if isinstance(source, dict):
@@ -404,6 +521,8 @@ def load_config(
     data = json.loads(json.dumps(data))  # deep copy, so overrides never touch the caller's dict
     if overrides:
         data = apply_overrides(data, overrides)
+    if stages is not None:
+        data = apply_overrides(data, only_stages(data, stages))
     try:
         return model.model_validate(data)
     except ValidationError as exc:

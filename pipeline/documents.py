@@ -1,8 +1,9 @@
 """The document model: pyarrow tables with id, text, domain, source, plus score columns.
 
 Stages add columns and never drop rows. Rows that must not be kept carry a `drop_reason`;
-the reasons have a fixed priority (the first that applies is the one recorded), so a row that
-is both empty and a duplicate is counted once, as `empty`.
+the reasons have a fixed priority (the first that applies is the one recorded: the reading-time
+reasons here, then each stage's in the order of its declared priority), so a row that is both
+empty and a duplicate is counted once, as `empty`.
 """
 
 from __future__ import annotations
@@ -14,16 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-# Priority order of drop reasons; reading-time reasons first, then stage/selection reasons.
-DROP_REASONS = (
-    "empty",
-    "too_long",
-    "exact_duplicate",
-    "near_duplicate",
-    "preselect",
-    "color_filter",
-)
-LOCAL_REASONS = ("empty", "too_long")
+LOCAL_REASONS = ("empty", "too_long")  # decided while reading, before every stage's reason
 
 BASE_SCHEMA = pa.schema(
     [

@@ -5,7 +5,7 @@ OUT/
   scored/part-PPPPP.parquet     every scored row: ids, score columns, drop_reason (no text)
   rejects/part-PPPPP.jsonl      quarantined records with source, position and error
   stats.json, manifest.json     accounting and provenance, written last
-  plots/color_score.png         CoLoR-Filter score histograms with the selection cut
+  plots/<score>.png             a cut stage's score histograms with its cut (color_score.png)
   weights.json, plots/weights.png   domain sampling weights over training (siftline.mixture)
   mix/phase-K/                  Parquet shards drawn by phase K's weights (`siftline mix`)
   models/prior, models/conditional   CoLoR-Filter's trained auxiliary models (kept by
@@ -50,14 +50,6 @@ class Layout:
     def manifest(self) -> str:
         return join(self.root, "manifest.json")
 
-    @property
-    def color_cut(self) -> str:
-        return join(self.work, "color_cut.json")
-
-    @property
-    def color_plot(self) -> str:
-        return join(self.root, "plots", "color_score.png")
-
     def stage(self, part: int) -> str:
         return join(self.work, "stage", f"part-{part:05d}.arrow")
 
@@ -72,11 +64,30 @@ class Layout:
     def final_done(self, part: int) -> str:
         return join(self.work, "done", f"final-{part:05d}.json")
 
+    def step_dir(self, step: str) -> str:
+        """A global step's scratch folder (its shuffle files, its components' rounds)."""
+        return join(self.work, step)
+
+    def step_done(self, name: str) -> str:
+        return join(self.work, "done", f"{name}.json")
+
     def shuffle_map(self, step: str, part: int) -> str:
-        return join(self.work, step, f"map-{part:05d}.arrow")
+        return join(self.step_dir(step), f"map-{part:05d}.arrow")
 
     def shuffle_reduce(self, step: str, bucket: int) -> str:
-        return join(self.work, step, f"reduce-{bucket:03d}.arrow")
+        return join(self.step_dir(step), f"reduce-{bucket:03d}.arrow")
+
+    def cut(self, stage: str) -> str:
+        """A stage's global cut, decided once per run (a resume reuses it)."""
+        return join(self.work, "cuts", f"{stage}.json")
+
+    def score_plot(self, column: str) -> str:
+        """Histograms of a cut stage's score column, with the cut."""
+        return join(self.root, "plots", f"{column}.png")
+
+    def data_glob(self, part: int) -> str:
+        """Every data shard of one part."""
+        return join(self.root, f"data/part-{part:05d}-*.parquet")
 
     @staticmethod
     def scored_rel(part: int) -> str:

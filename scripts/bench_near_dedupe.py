@@ -153,7 +153,8 @@ def child_signatures(data: Path, n: int) -> dict[str, Any]:
     from siftline.config import NearDedupeConfig
     from siftline.dedupe import minhash_signatures
     from siftline.dedupe.minhash import warm_up
-    from siftline.stages.near_dedupe import MinHashBands, band_edges, band_rows
+    from siftline.dedupe.near import band_edges, band_rows
+    from siftline.stages.near_dedupe import MinHashBands
 
     warm_up()
     rss0, files = rss_now(), sorted(data.glob("*.jsonl"))[: -(-n // DOCS_PER_FILE)]
@@ -183,9 +184,9 @@ def child_job(data: Path, out: Path, executor: str, split_mb: int) -> dict[str, 
     import pyarrow.parquet  # noqa: F401
 
     import siftline
-    from siftline.job.runner import Reporter
+    from siftline.progress import SilentReporter
 
-    class Marks(Reporter):
+    class Marks(SilentReporter):
         """As each phase starts: the peak RSS so far, CPU time, and the staged tables' size."""
 
         def __init__(self) -> None:

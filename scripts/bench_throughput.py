@@ -162,13 +162,13 @@ def run_siftline(data: Path, out: Path) -> Job:
 
     import siftline
     import siftline.job.runner  # noqa: F401  -- the job's own modules, which run() imports late
-    from siftline.config import STAGE_NAMES
+    from siftline.config import builtin_stage_names
 
     config = siftline.load_config({
         "input": {"paths": [str(data)]},
         "output": {"path": str(out), "compression": "zstd"},
         "executor": {"kind": "local"},
-        "stages": {name: {"enabled": name == "exact_dedupe"} for name in STAGE_NAMES},
+        "stages": {name: {"enabled": name == "exact_dedupe"} for name in builtin_stage_names()},
         "mixture": {"enabled": False},  # domain weights + their plot: not read -> dedupe -> write
     })
 

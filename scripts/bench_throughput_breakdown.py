@@ -62,13 +62,13 @@ def _best_cpu(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
 
 def _config(inputs: Path, out: Path) -> Any:
     import siftline
-    from siftline.config import STAGE_NAMES
+    from siftline.config import builtin_stage_names
 
     return siftline.load_config({
         "input": {"paths": [str(inputs)]},
         "output": {"path": str(out), "compression": "zstd"},
         "executor": {"kind": "local"},
-        "stages": {name: {"enabled": name == "exact_dedupe"} for name in STAGE_NAMES},
+        "stages": {name: {"enabled": name == "exact_dedupe"} for name in builtin_stage_names()},
         "mixture": {"enabled": False},
     })
 
@@ -87,7 +87,7 @@ def per_file(path: Path, scratch: Path, repeats: int) -> dict[str, float]:
     from siftline.io.storage import Storage
     from siftline.io.writers import parquet_bytes, write_table_ipc
     from siftline.job.finalize import DATA_COLUMNS
-    from siftline.stages import apply_stages, build_stages
+    from siftline.stages.chain import apply_stages, build_stages
 
     scratch.mkdir(parents=True, exist_ok=True)
     config = _config(path, scratch / "out")
@@ -161,10 +161,10 @@ def first_dispatch(_path: Path, _scratch: Path, _n: int) -> dict[str, Any]:
 
     import siftline.job.runner  # noqa: F401
     from siftline.config import FieldMap
+    from siftline.dedupe import normalize
+    from siftline.dedupe.normalize import normalized_hashes
     from siftline.io import jsonl_compiled, jsonl_scan
     from siftline.io.jsonl_fast import FastJsonl, screen
-    from siftline.stages import exact_dedupe
-    from siftline.stages.exact_dedupe import normalized_hashes
 
     had_scipy = "scipy.linalg" in sys.modules
     start = time.process_time()
@@ -177,7 +177,7 @@ def first_dispatch(_path: Path, _scratch: Path, _n: int) -> dict[str, Any]:
     seconds = time.process_time() - start
     builds = {"C" if module.compiled is not None else "numba"
               for module in (jsonl_compiled if jsonl_compiled.compiled else jsonl_scan,
-                             exact_dedupe)}
+                             normalize)}
     return {"seconds": seconds, "imported_scipy": not had_scipy and "scipy.linalg" in sys.modules,
             "build": " and ".join(sorted(builds))}
 

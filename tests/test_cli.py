@@ -167,7 +167,7 @@ def test_unknown_stage_exits_2_before_any_work(tmp_path: Path, corpus: Path) -> 
     out = tmp_path / "out"
     result = invoke("run", config_file(tmp_path, corpus, out), "--stages", "dedupe")
     assert result.exit_code == 2
-    assert "unknown stage(s) ['dedupe']" in result.stderr and "exact_dedupe" in result.stderr
+    assert "unknown stage(s) 'dedupe'" in result.stderr and "exact_dedupe" in result.stderr
     assert not out.exists()
 
 

@@ -13,10 +13,11 @@ import pytest
 from helpers import uniform_model
 
 import siftline
-from siftline.config import ColorFilterConfig, ConfigError, load_config
+from siftline.config import ColorFilterConfig, load_config
+from siftline.errors import ConfigError
 from siftline.lm.tokenizer import train_tokenizer
-from siftline.selection.color import CANDIDATE_SCHEMA, compute_cut, selected_mask
-from siftline.stages.color_filter import ColorScore
+from siftline.selection.cut import CANDIDATE_SCHEMA, CutRule, compute_cut, selected_mask
+from siftline.stages.color_filter import SPEC, ColorScore
 
 WORDS_A = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa"]
 WORDS_B = ["red", "green", "blue", "yellow", "purple", "orange", "black", "white", "grey", "brown"]
@@ -52,6 +53,11 @@ def _candidates(scores: list[float | None], ids: list[str], parts: list[int],
     }, schema=CANDIDATE_SCHEMA)
 
 
+def rule_of(**color) -> CutRule:
+    """The cut rule the stage reads off its config section."""
+    return SPEC.cut.rule(load_config({"stages": {"color_filter": color}}))
+
+
 def _part_table(cands: pa.Table, part: int) -> pa.Table:
     rows = cands.filter(pa.compute.equal(cands.column("part"), part))
     return pa.table({"id": rows.column("id"), "domain": rows.column("domain"),
@@ -71,17 +77,18 @@ def test_tau_keeps_exactly_floor_n_over_tau_with_ties_by_id(tau: int) -> None:
         rows.append(seen.get(p, 0))
         seen[p] = seen.get(p, 0) + 1
     cands = _candidates(scores, ids, parts).set_column(3, "row", pa.array(rows, pa.int64()))
-    cut = compute_cut(cands, ColorFilterConfig(tau=tau))
+    cut = compute_cut(cands, rule_of(tau=tau))
     scored = sum(s is not None for s in scores)
     expected = min(scored, n // tau)
-    kept = sum(int(selected_mask(_part_table(cands, p), p, cut).sum()) for p in range(3))
-    assert cut["groups"]["*"]["kept"] == expected == kept
+    kept = sum(int(selected_mask(_part_table(cands, p), p, cut, "color_score").sum())
+               for p in range(3))
+    assert cut.groups["*"].kept == expected == kept
     order = sorted((i for i in range(n) if scores[i] is not None),
                    key=lambda i: (-scores[i], ids[i], parts[i], rows[i]))
     want = {(parts[i], rows[i]) for i in order[:expected]}
     got = set()
     for p in range(3):
-        mask = selected_mask(_part_table(cands, p), p, cut)
+        mask = selected_mask(_part_table(cands, p), p, cut, "color_score")
         got |= {(p, r) for r in np.flatnonzero(mask)}
     assert got == want
 
@@ -89,11 +96,11 @@ def test_tau_keeps_exactly_floor_n_over_tau_with_ties_by_id(tau: int) -> None:
 def test_token_budget_and_per_domain() -> None:
     cands = _candidates([5, 4, 3, 2, 1, 0], list("abcdef"), [0] * 6,
                         domains=["x", "x", "x", "y", "y", "y"], tokens=[10, 20, 30, 10, 10, 10])
-    cut = compute_cut(cands, ColorFilterConfig(tau=None, budget_tokens=35))
-    assert cut["groups"]["*"]["kept"] == 2  # 10 + 20 <= 35 < 60
-    per = compute_cut(cands, ColorFilterConfig(tau=3, per_domain=True))
-    assert {k: g["kept"] for k, g in per["groups"].items()} == {"x": 1, "y": 1}
-    mask = selected_mask(_part_table(cands, 0), 0, per)
+    cut = compute_cut(cands, rule_of(tau=None, budget_tokens=35))
+    assert cut.groups["*"].kept == 2  # 10 + 20 <= 35 < 60
+    per = compute_cut(cands, rule_of(tau=3, per_domain=True))
+    assert {k: g.kept for k, g in per.groups.items()} == {"x": 1, "y": 1}
+    mask = selected_mask(_part_table(cands, 0), 0, per, "color_score")
     assert mask.tolist() == [True, False, False, True, False, False]
 
 

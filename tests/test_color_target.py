@@ -13,11 +13,12 @@ import numpy as np
 import pytest
 from helpers import write_jsonl, write_parquet
 
-from siftline.color.plot import render_histograms
 from siftline.color.target import is_held_out, load_target_texts, target_fingerprint
-from siftline.config import ConfigError, InputConfig, S3Config, TargetConfig
+from siftline.config import InputConfig, S3Config, TargetConfig
+from siftline.errors import ConfigError
 from siftline.io.storage import Storage
 from siftline.lm.data import unit_hash
+from siftline.selection.plot import render_histograms
 
 ARC_EASY = Path(__file__).resolve().parents[2] / "shared" / "data" / "targets" / "arc_easy.jsonl"
 EVAL = [

@@ -16,7 +16,8 @@ from typer.testing import CliRunner
 import siftline
 import siftline.cli.main as cli
 from siftline.color.target import is_held_out
-from siftline.config import ConfigError, load_config
+from siftline.config import load_config
+from siftline.errors import ConfigError
 from siftline.evaluation import efficiency_factor, evaluate_selection
 from siftline.evaluation.pool import load_pool
 from siftline.io.storage import Storage

@@ -11,14 +11,11 @@ import pyarrow as pa
 import pytest
 import xxhash
 
+from siftline.dedupe import normalize
+from siftline.dedupe.exact import bucket_keys, duplicates_in_bucket
+from siftline.dedupe.normalize import normalized_hashes
 from siftline.documents import add_local_reasons, from_records
-from siftline.stages import exact_dedupe
-from siftline.stages.exact_dedupe import (
-    ExactHash,
-    bucket_keys,
-    duplicates_in_bucket,
-    normalized_hashes,
-)
+from siftline.stages.exact_dedupe import ExactHash
 
 WHITESPACE = [" ", "\t", "\n", "\r", "\x0b", "\x0c", "\x1c", "\u00a0", "\u2003", "\u3000",
               "\u2028", "\u2029", "\u202f", "\u205f", "\u1680", "\u0085"]
@@ -42,8 +39,8 @@ def kernel(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> s
     """Which build of the collapse kernel `normalized_hashes` runs: the C one made at install
     (`_whitespace.c`) or numba's."""
     if request.param == "numba":
-        monkeypatch.setattr(exact_dedupe, "compiled", None)
-    elif exact_dedupe.compiled is None:
+        monkeypatch.setattr(normalize, "compiled", None)
+    elif normalize.compiled is None:
         pytest.skip("installed without a C compiler: only numba's build is there")
     return request.param
 
@@ -83,15 +80,15 @@ def test_hash_handles_chunked_and_sliced_input() -> None:
 
 def test_compiled_collapse_refuses_offsets_past_its_buffers() -> None:
     """The C build checks the offsets before its loop runs unchecked over them."""
-    if exact_dedupe.compiled is None:
+    if normalize.compiled is None:
         pytest.skip("installed without a C compiler")
     table, data = np.zeros(16, np.uint8), np.frombuffer(b"ab cd", np.uint8)
     out, out_offsets, suspect = np.empty(5, np.uint8), np.empty(2, np.int64), np.zeros(1, bool)
     for offsets in ([0, 9], [3, 1]):  # past the data; decreasing
         with pytest.raises(ValueError, match="do not match the offsets"):
-            exact_dedupe.compiled.collapse(data, np.array(offsets, np.int64), out, out_offsets,
+            normalize.compiled.collapse(data, np.array(offsets, np.int64), out, out_offsets,
                                            table, suspect)
-    exact_dedupe.compiled.collapse(data, np.array([0, 5], np.int64), out, out_offsets, table,
+    normalize.compiled.collapse(data, np.array([0, 5], np.int64), out, out_offsets, table,
                                    suspect)
     assert bytes(out[: out_offsets[1]]) == b"ab cd"
 
@@ -112,16 +109,16 @@ def test_nfc_table_is_saved_once_and_rebuilt_when_torn(
 ) -> None:
     """The table each process loads is the one it would build, whatever the file holds."""
     monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "cache"))
-    built = exact_dedupe._build_nfc_suspects()
-    saved = exact_dedupe._suspects_file()
+    built = normalize._build_nfc_suspects()
+    saved = normalize._suspects_file()
     loads = []
     for content in (None, b"", b"\x93NUMPY torn", None):
         if content is not None:
             saved.write_bytes(content)
-        exact_dedupe._nfc_suspects.cache_clear()
-        loads.append(exact_dedupe._nfc_suspects())
+        normalize._nfc_suspects.cache_clear()
+        loads.append(normalize._nfc_suspects())
         assert np.array_equal(np.load(saved), built)
-    exact_dedupe._nfc_suspects.cache_clear()
+    normalize._nfc_suspects.cache_clear()
     assert all(np.array_equal(table, built) for table in loads)
     assert [p.name for p in saved.parent.iterdir()] == [saved.name]  # no temporary left
 

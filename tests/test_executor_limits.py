@@ -77,7 +77,7 @@ def test_local_executor_reports_peak_rss_per_phase(tmp_path: Path, corpus: Path)
 def test_pools_the_cluster_cannot_host_fail_at_once() -> None:
     import ray
 
-    from siftline.config import ConfigError
+    from siftline.errors import ConfigError
     from siftline.executors.ray_executor import RayExecutor, _quiet_local_env
 
     _quiet_local_env()
@@ -87,7 +87,7 @@ def test_pools_the_cluster_cannot_host_fail_at_once() -> None:
         with pytest.raises(ConfigError, match="num_workers.* 2 worker.*hold 1"):
             RayExecutor(num_workers=2)
         with RayExecutor(num_workers=1) as executor:
-            with pytest.raises(RuntimeError, match="2 GPU per worker.*no node"):
+            with pytest.raises(ConfigError, match="2 GPU per worker.*no node"):
                 executor.map(abs, [1], gpus=2)
             assert executor.map(abs, [-1, -2], gpus=0.5) == [1, 2]  # two GPU actors, 1 CPU
             assert executor.map(abs, [-3]) == [3]

@@ -106,12 +106,12 @@ def test_compiled_builds_exist_where_a_compiler_does() -> None:
     """The install builds them as optional extensions: one that failed to compile would
     otherwise go unnoticed, each process quietly paying numba's start-up instead."""
     from siftline import c_kernels
+    from siftline.dedupe import normalize
     from siftline.io import jsonl_compiled
-    from siftline.stages import exact_dedupe
 
     rebuild = "not built: `pip install -e .` builds them (its log says why one failed)"
     if os.environ.get(c_kernels.ENV, "").strip().lower() == "numba":
         pytest.skip(f"{c_kernels.ENV}=numba asks for numba's builds")
     assert jsonl_scan.compiled is not None, rebuild
-    assert exact_dedupe.compiled is not None, rebuild
+    assert normalize.compiled is not None, rebuild
     assert jsonl_compiled.compiled is not None, rebuild

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from siftline.config import STAGE_NAMES
+from siftline.config import builtin_stage_names
 
 ROOT = Path(__file__).resolve().parents[1]
 SBATCH = ROOT / "scripts" / "slurm" / "siftline.sbatch"
@@ -104,7 +104,7 @@ def test_rayjob_runs_siftline_on_the_cluster(rayjob: dict[str, Any]) -> None:
     config = Path(args[2])
     assert config.parts[:3] == ("/", "home", "siftline") and (ROOT / config.relative_to(
         "/home/siftline")).is_file(), "the config must be one the image ships"
-    assert set(args[args.index("--stages") + 1].split(",")) <= set(STAGE_NAMES)
+    assert set(args[args.index("--stages") + 1].split(",")) <= set(builtin_stage_names())
     assert rayjob["spec"]["shutdownAfterJobFinishes"] is True
 
 

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from siftline.documents import make_table
+from siftline.errors import ConfigError
 from siftline.executors import LocalExecutor
 from siftline.lm.checkpoint import SiftlineLM, save_model
 from siftline.lm.config import ModelConfig, ScoreConfig
@@ -179,7 +180,7 @@ def test_scorer_on_ray_workers_and_gpu_request_without_gpus(tokenizer, tmp_path)
     with RayExecutor(num_workers=2) as executor:
         parts = executor.map(lambda s, chunk: s.score(chunk).nll_sum, [texts[:3], texts[3:]],
                              setup=setup)
-        with pytest.raises(RuntimeError, match="GPU"):
+        with pytest.raises(ConfigError, match="GPU"):
             executor.map(lambda s, chunk: 0, [texts], setup=setup, gpus=1)
     np.testing.assert_allclose(np.concatenate(parts), DocumentScorer(lm).score(texts).nll_sum,
                                rtol=1e-6)

@@ -21,7 +21,8 @@ from helpers import write_jsonl, write_parquet
 from typer.testing import CliRunner
 
 import siftline.cli.main as cli
-from siftline.config import ConfigError, TrainJobConfig, load_config
+from siftline.config import TrainJobConfig, load_config
+from siftline.errors import ConfigError
 from siftline.lm.checkpoint import load_causal_lm, load_lm, read_model_config
 from siftline.lm.config import ModelConfig, TrainConfig
 from siftline.lm.data import (

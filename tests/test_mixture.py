@@ -6,7 +6,8 @@ import math
 
 import pytest
 
-from siftline.config import ConfigError, load_config
+from siftline.config import load_config
+from siftline.errors import ConfigError
 from siftline.mixture.config import parse_schedule, parse_token_count
 from siftline.mixture.schedule import phase_budgets, plan_schedule
 from siftline.mixture.weights import largest_remainder, temperature_weights

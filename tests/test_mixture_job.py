@@ -92,7 +92,7 @@ def test_run_counts_with_a_tokenizer_without_bos(run_job, corpus: Path, tmp_path
 
 
 def test_a_bad_tokenizer_fails_before_any_work(run_job, corpus: Path, tmp_path: Path) -> None:
-    from siftline.config import ConfigError
+    from siftline.errors import ConfigError
 
     with pytest.raises(ConfigError, match="mixture.tokenizer"):
         run_job(corpus, mixture__tokenizer=str(tmp_path / "nowhere"))

@@ -23,7 +23,7 @@ from helpers import local_config, read_data, read_scored, tree_bytes, write_json
 from typer.testing import CliRunner
 
 from siftline.cli import main as cli
-from siftline.config import ConfigError, NearDedupeConfig, load_config
+from siftline.config import NearDedupeConfig, load_config
 from siftline.dedupe import (
     MAX_HASH,
     band_keys,
@@ -32,6 +32,7 @@ from siftline.dedupe import (
     shingles,
     to_lean_minhash,
 )
+from siftline.errors import ConfigError
 from siftline.job.runner import run
 from siftline.stages.near_dedupe import MinHashBands
 

@@ -17,11 +17,13 @@ from typer.testing import CliRunner
 
 import siftline
 from siftline.cli import main as cli
-from siftline.config import ConfigError, load_config
+from siftline.config import load_config
 from siftline.documents import add_local_reasons, make_table
+from siftline.errors import ConfigError
+from siftline.job.cuts import part_candidates
 from siftline.preselect import choose_labels, predictive_strength
 from siftline.preselect.classifier import clean_text, load_classifier, positive_probability
-from siftline.preselect.config import FastTextConfig, PreselectConfig
+from siftline.preselect.config import FastTextConfig
 from siftline.preselect.fasttext_train import (
     Example,
     _train_in_subprocess,
@@ -30,8 +32,10 @@ from siftline.preselect.fasttext_train import (
 )
 from siftline.preselect.metrics import binary_metrics, roc_auc
 from siftline.preselect.strength import agreement_counts
-from siftline.selection.color import CANDIDATE_SCHEMA
-from siftline.selection.preselect import compute_cut, selected_mask
+from siftline.selection.cut import CANDIDATE_SCHEMA, Cut, compute_cut
+from siftline.selection.cut import selected_mask as cut_mask
+from siftline.selection.rules import apply_selection
+from siftline.stages import color_filter, preselect_score
 from siftline.stages.preselect_score import PreselectScore
 
 GOOD = ["theorem", "proof", "lemma", "integral", "matrix", "vector", "axiom", "field"]
@@ -112,6 +116,16 @@ def _cands(scores, chars, ids=None, domains=None, part=0) -> pa.Table:
                     schema=CANDIDATE_SCHEMA)
 
 
+def rule_of(**preselect):
+    """The cut rule the stage reads off its config section."""
+    section = {"model": "unused.bin", **preselect}
+    return preselect_score.SPEC.cut.rule(load_config({"stages": {"preselect": section}}))
+
+
+def selected_mask(table: pa.Table, part: int, cut: Cut):
+    return cut_mask(table, part, cut, "preselect_score")
+
+
 def _part(cands: pa.Table) -> pa.Table:
     return pa.table({"id": cands.column("id"), "domain": cands.column("domain"),
                      "preselect_score": cands.column("score")})
@@ -119,22 +133,22 @@ def _part(cands: pa.Table) -> pa.Table:
 
 def test_char_budget_threshold_on_a_small_table() -> None:
     cands = _cands([0.9, 0.2, 0.8, 0.5, 0.7], [100, 500, 300, 50, 50])  # 1000 characters
-    cut = compute_cut(cands, PreselectConfig(keep=0.45))  # budget 450 characters
-    group = cut["groups"]["*"]
+    cut = compute_cut(cands, rule_of(keep=0.45))  # budget 450 characters
+    group = cut.groups["*"]
     # best first: 0.9 (100), 0.8 (300) -> 400 <= 450; + 0.7 (50) = 450 <= 450; + 0.5 -> 500 > 450
-    assert (group["kept"], group["chars_kept"], group["budget_chars"]) == (3, 450, 450.0)
+    assert (group.kept, group.chars_kept, group.budget) == (3, 450, 450.0)
     assert selected_mask(_part(cands), 0, cut).tolist() == [True, False, True, False, True]
-    explicit = compute_cut(cands, PreselectConfig(threshold=0.5))
+    explicit = compute_cut(cands, rule_of(threshold=0.5))
     assert selected_mask(_part(cands), 0, explicit).tolist() == [True, False, True, True, True]
 
 
 def test_char_budget_ties_by_id_and_per_domain() -> None:
     cands = _cands([0.5, 0.5, 0.5, 0.9], [10, 10, 10, 10], ids=["c", "a", "b", "z"],
                    domains=["x", "x", "x", "y"])
-    cut = compute_cut(cands, PreselectConfig(keep=0.5))  # 20 of 40 characters
+    cut = compute_cut(cands, rule_of(keep=0.5))  # 20 of 40 characters
     assert selected_mask(_part(cands), 0, cut).tolist() == [False, True, False, True]
-    per = compute_cut(cands, PreselectConfig(keep=0.5, per_domain=True))
-    assert {k: g["kept"] for k, g in per["groups"].items()} == {"x": 1, "y": 0}
+    per = compute_cut(cands, rule_of(keep=0.5, per_domain=True))
+    assert {k: g.kept for k, g in per.groups.items()} == {"x": 1, "y": 0}
     assert selected_mask(_part(cands), 0, per).tolist() == [False, True, False, False]
 
 
@@ -472,11 +486,6 @@ def test_dclm_human_labels_train_a_classifier_that_ranks_the_other_half(tmp_path
 
 
 def test_color_filter_chooses_among_what_preselect_keeps() -> None:
-    from siftline.job.color import part_candidates as color_candidates
-    from siftline.job.preselect import part_candidates as preselect_candidates
-    from siftline.selection.color import compute_cut as color_cut
-    from siftline.selection.rules import apply_selection
-
     table = pa.table({
         "id": [f"d{i}" for i in range(6)], "domain": ["x"] * 6, "n_chars": [10] * 6,
         "drop_reason": pa.array([None, None, None, None, None, "empty"], pa.string()),
@@ -486,13 +495,15 @@ def test_color_filter_chooses_among_what_preselect_keeps() -> None:
         "exact_dedupe": {"enabled": False},
         "preselect": {"enabled": True, "model": "unused.bin", "keep": 0.6},
         "color_filter": {"enabled": True, "prior": "p", "conditional": "c", "tau": 3}}})
-    pcut = compute_cut(preselect_candidates(config, table, 0), config.stages.preselect)
-    assert pcut["groups"]["*"]["kept"] == 3  # 30 of 50 characters: d0, d1, d2
-    cands = color_candidates(config, table, 0, pcut)
+    pre, color = preselect_score.SPEC, color_filter.SPEC
+    pcut = compute_cut(part_candidates(pre, [], {}, lambda part: table, 0),
+                       pre.cut.rule(config))
+    assert pcut.groups["*"].kept == 3  # 30 of 50 characters: d0, d1, d2
+    cands = part_candidates(color, [pre], {"preselect": pcut}, lambda part: table, 0)
     assert cands.column("id").to_pylist() == ["d0", "d1", "d2"]
-    ccut = color_cut(cands, config.stages.color_filter)  # the top 1/3 of 3: d2
-    out = apply_selection(table, config.stages.enabled(), part=0, color_cut=ccut,
-                          preselect_cut=pcut)
+    ccut = compute_cut(cands, color.cut.rule(config))  # the top 1/3 of 3: d2
+    out = apply_selection(table, [color, pre], part=0,
+                          cuts={"color_filter": ccut, "preselect": pcut})
     assert out.column("drop_reason").to_pylist() == [
         "color_filter", "color_filter", None, "preselect", "preselect", "empty"]
 

@@ -33,7 +33,8 @@ from typing import Any
 import pytest
 from helpers import read_data, tree_bytes, without_measurements, write_jsonl
 
-from siftline.config import ConfigError, load_config
+from siftline.config import load_config
+from siftline.errors import ConfigError
 from siftline.io.storage import PendingFile, Storage
 from siftline.job import score as score_module
 from siftline.job.runner import run

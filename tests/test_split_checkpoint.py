@@ -31,7 +31,7 @@ from siftline.io.storage import Storage
 from siftline.job.runner import run
 from siftline.job.split_checkpoint import wants_checkpoints
 from siftline.layout import Layout
-from siftline.stages import build_stages
+from siftline.stages.chain import build_stages
 from siftline.stages.color_filter import ColorScore
 
 TESTS = Path(__file__).resolve().parent

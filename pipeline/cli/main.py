@@ -17,7 +17,8 @@ from rich.console import Console
 
 from siftline.cli.mixture_cmd import mix_command, weights_command
 from siftline.cli.stdout import stdout_to_stderr
-from siftline.config import STAGE_NAMES, ConfigError, PipelineConfig, load_config, parse_set_options
+from siftline.config import PipelineConfig, load_config, parse_set_options
+from siftline.errors import ConfigError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Select the pretraining text that teaches a model the most.")
@@ -36,8 +37,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON 
 
 
 def _overrides(inputs: list[str] | None, output: str | None, executor: str | None,
-               ray_address: str | None, stages: str | None,
-               sets: list[str] | None) -> dict[str, Any]:
+               ray_address: str | None, sets: list[str] | None) -> dict[str, Any]:
     overrides: dict[str, Any] = dict(parse_set_options(sets or []))
     if inputs:
         overrides["input.paths"] = list(inputs)
@@ -48,14 +48,12 @@ def _overrides(inputs: list[str] | None, output: str | None, executor: str | Non
     if ray_address:
         overrides["executor.ray_address"] = ray_address
         overrides.setdefault("executor.kind", "ray")
-    if stages is not None:
-        wanted = [s.strip() for s in stages.split(",") if s.strip()]
-        unknown = sorted(set(wanted) - set(STAGE_NAMES))
-        if unknown:
-            raise ConfigError(f"--stages: unknown stage(s) {unknown}; known: {list(STAGE_NAMES)}")
-        for name in STAGE_NAMES:
-            overrides[f"stages.{name}.enabled"] = name in wanted
     return overrides
+
+
+def _stages(stages: str | None) -> list[str] | None:
+    """`--stages a,b` as a list (`""`: no stage at all); None when not given."""
+    return None if stages is None else [s.strip() for s in stages.split(",") if s.strip()]
 
 
 def _fail(exc: Exception, code: int = 2) -> None:
@@ -63,8 +61,8 @@ def _fail(exc: Exception, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
-def _load(config: str | None, overrides: dict[str, Any]) -> PipelineConfig:
-    return load_config(config, overrides)
+def _load(config: str | None, overrides: dict[str, Any], stages: str | None) -> PipelineConfig:
+    return load_config(config, overrides, stages=_stages(stages))
 
 
 @app.command()
@@ -77,17 +75,17 @@ def run(config: ConfigArg, inputs: InputOpt = None, output: OutputOpt = None,
         quiet: QuietOpt = False, as_json: JsonOpt = False) -> None:
     """Run the job (or resume it, or do nothing if it already finished)."""
     from siftline.cli.render import RichReporter, accounting_line, stats_table, timings_table
-    from siftline.job.report import AccountingError
-    from siftline.job.runner import Reporter
+    from siftline.errors import AccountingError
     from siftline.job.runner import run as run_job
+    from siftline.progress import SilentReporter
 
     try:
-        cfg = _load(config, _overrides(inputs, output, executor, ray_address, stages, sets))
+        cfg = _load(config, _overrides(inputs, output, executor, ray_address, sets), stages)
         if as_json:
             with stdout_to_stderr():
-                result = run_job(cfg, overwrite=overwrite, reporter=Reporter())
+                result = run_job(cfg, overwrite=overwrite, reporter=SilentReporter())
         elif quiet:
-            result = run_job(cfg, overwrite=overwrite, reporter=Reporter())
+            result = run_job(cfg, overwrite=overwrite, reporter=SilentReporter())
         else:
             with RichReporter(err) as reporter:
                 result = run_job(cfg, overwrite=overwrite, reporter=reporter)
@@ -117,7 +115,7 @@ def validate(config: ConfigArg, inputs: InputOpt = None, output: OutputOpt = Non
     from siftline.mixture.report import check_mixture
 
     try:
-        cfg = _load(config, _overrides(inputs, output, executor, ray_address, stages, sets))
+        cfg = _load(config, _overrides(inputs, output, executor, ray_address, sets), stages)
         storage = Storage(cfg.storage.s3)
         plan = make_plan(cfg, preflight(cfg, storage), storage)
         check_mixture(cfg, storage)
@@ -193,7 +191,8 @@ def select(output: Annotated[str, typer.Argument(help="A finished run's output f
     """Re-select from OUT/scored/ with other rules, without re-scoring."""
     from siftline.cli.render import accounting_line, stats_table
     from siftline.io.storage import Storage
-    from siftline.selection.reselect import load_finished_manifest, reselect
+    from siftline.job.reselect import reselect
+    from siftline.outputs import load_finished_manifest
 
     try:
         # Secrets are masked in the manifest: storage comes from --config or the environment.
@@ -201,7 +200,7 @@ def select(output: Annotated[str, typer.Argument(help="A finished run's output f
         storage = Storage(storage_config.s3) if storage_config else Storage()
         manifest = load_finished_manifest(output, storage)
         base = {**manifest["config"], "storage": {}}
-        overrides = _overrides(None, None, executor, None, stages, sets)
+        overrides = _overrides(None, None, executor, None, sets)
         if color_tau is not None:
             overrides.update({"stages.color_filter.tau": color_tau,
                               "stages.color_filter.budget_tokens": None,
@@ -210,7 +209,7 @@ def select(output: Annotated[str, typer.Argument(help="A finished run's output f
             overrides.update({"stages.preselect.keep": preselect_keep,
                               "stages.preselect.threshold": None})
         overrides["executor.kind"] = executor or manifest.get("executor", {}).get("kind", "ray")
-        cfg = load_config(base, overrides)
+        cfg = load_config(base, overrides, stages=_stages(stages))
         if storage_config is not None:
             cfg.storage = storage_config
         with stdout_to_stderr(as_json):
@@ -243,7 +242,7 @@ def train_lm(config: Annotated[str | None, typer.Argument(help="YAML config file
     from siftline.lm.train import train_lm as run_training
 
     try:
-        overrides = _overrides(inputs, output, None, None, None, sets)
+        overrides = _overrides(inputs, output, None, None, sets)
         if init:
             overrides["init"] = init
         cfg = load_config(config, overrides, model=TrainJobConfig)
@@ -296,13 +295,13 @@ def eval_selection(config: Annotated[str | None, typer.Argument(
     from siftline.cli.render import RichReporter, accounting_line
     from siftline.evaluation import evaluate_selection
     from siftline.io.storage import Storage
-    from siftline.job.runner import Reporter
     from siftline.job.runner import run as run_job
     from siftline.lm.train import TrainProgress
-    from siftline.selection.reselect import load_finished_manifest
+    from siftline.outputs import load_finished_manifest
+    from siftline.progress import SilentReporter
 
     try:
-        overrides = _overrides(None, output, executor, None, None, sets)
+        overrides = _overrides(None, output, executor, None, sets)
         if selected or baseline:
             overrides.update({"evaluation.selected": list(selected or []),
                               "evaluation.baseline": list(baseline or [])})
@@ -315,7 +314,7 @@ def eval_selection(config: Annotated[str | None, typer.Argument(
             cfg = load_config(config, overrides)
             if not cfg.evaluation.selected:  # the run's selections: run (or resume) it first
                 if quiet or as_json:
-                    run_job(cfg, reporter=Reporter())
+                    run_job(cfg, reporter=SilentReporter())
                 else:
                     with RichReporter(err) as reporter:
                         result = run_job(cfg, reporter=reporter)
@@ -359,7 +358,7 @@ def preselect_label(config: ConfigArg, inputs: InputOpt = None, sets: SetOpt = N
     from siftline.preselect.build import make_labels, reference_models
 
     try:
-        cfg = _load(config, _overrides(inputs, None, None, None, None, sets))
+        cfg = load_config(config, _overrides(inputs, None, None, None, sets))
         reporter = _PrintReporter(quiet=as_json)
         refs, _ = reference_models(cfg, reporter)
         summary = make_labels(cfg, refs, reporter, labels)
@@ -386,11 +385,10 @@ def preselect_train(config: ConfigArg, sets: SetOpt = None,
     from pathlib import Path
 
     from siftline.io.storage import join
-    from siftline.preselect.build import LABELS_FILE, train_classifier
-    from siftline.stages.preselect_score import CLASSIFIER_FILE, models_dir
+    from siftline.preselect.build import CLASSIFIER_FILE, LABELS_FILE, models_dir, train_classifier
 
     try:
-        cfg = _load(config, _overrides(None, None, None, None, None, sets))
+        cfg = load_config(config, _overrides(None, None, None, None, sets))
         labels_path = labels or join(models_dir(cfg), LABELS_FILE)
         if not Path(labels_path).is_file():
             raise ConfigError(f"--labels: {labels_path} not found; run `siftline preselect "

@@ -40,10 +40,11 @@ def weights_command(
     """Compute domain sampling weights for a finished run and write OUT/weights.json."""
     from siftline.cli.main import _fail, err
     from siftline.cli.mixture_render import warnings_text, weights_table
-    from siftline.config import ConfigError, load_config, parse_set_options
+    from siftline.config import load_config, parse_set_options
+    from siftline.errors import ConfigError
     from siftline.io.storage import Storage
     from siftline.mixture.report import reweigh
-    from siftline.selection.reselect import load_finished_manifest
+    from siftline.outputs import load_finished_manifest
 
     try:
         if tau is not None and schedule is not None:
@@ -85,7 +86,7 @@ def mix_command(
 
     from siftline.cli.main import _fail, err
     from siftline.cli.mixture_render import mix_table
-    from siftline.config import ConfigError
+    from siftline.errors import ConfigError
     from siftline.io.storage import Storage
     from siftline.mixture.config import parse_token_count
     from siftline.mixture.mix import write_mix

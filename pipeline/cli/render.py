@@ -8,12 +8,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from siftline.job.runner import Reporter
+from siftline.progress import SilentReporter
 
 PHASE_ORDER = ["read+score", "exact_dedupe", "near_dedupe", "select+write"]
 
 
-class RichReporter(Reporter):
+class RichReporter(SilentReporter):
     """One bar per phase, drawn on stderr so `--json` output on stdout stays clean."""
 
     def __init__(self, console: Console) -> None:

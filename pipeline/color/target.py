@@ -21,13 +21,13 @@ from typing import Any, NoReturn
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from siftline.config import ConfigError, InputConfig, TargetConfig
+from siftline.config import InputConfig, TargetConfig
+from siftline.errors import ConfigError, InputError
 from siftline.io.corpus import corpus_tables
 from siftline.io.jsonl import MAX_LINE_BYTES, iter_lines, lookup
 from siftline.io.readers import (
     COMPRESSIONS,
     JSONL_SUFFIXES,
-    InputError,
     check_inputs_reachable,
     expand_inputs,
     plan_splits,

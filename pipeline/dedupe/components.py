@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import xxhash
 
-from siftline.executors import Executor
+from siftline.executors.base import Executor
 from siftline.io.storage import Storage, join
 from siftline.io.writers import read_ipc, write_ipc
 
@@ -74,6 +74,11 @@ class _Step:
 
 def _part(folder: str, bucket: int) -> str:
     return join(folder, f"part-{bucket:05d}.arrow")
+
+
+def result_files(work: str, buckets: int) -> list[str]:
+    """Where `connected_components(..., work, buckets)` writes its result, file by bucket."""
+    return [_part(join(work, "cc", "result"), b) for b in range(buckets)]
 
 
 def _read_bucket(storage: Storage, uri: str, bucket: int, buckets: int) -> pa.Table:

@@ -1,7 +1,7 @@
 """The candidate pool of a finished run: the documents a selection method chooses from.
 
-Candidates are the rows every non-scoring rule keeps (not quarantined, not empty or too long,
-not a duplicate): the same set CoLoR-Filter's cut ranks. Documents held out as the evaluation
+Candidates are the rows every rule but the score cuts keeps (not quarantined, not empty or too
+long, not a duplicate): the set the first cut ranks. Documents held out as the evaluation
 target (a corpus domain's hold-out) are left out, so no method can train on the text it is
 measured on. Text is re-read from the unchanged inputs, as `siftline select` does.
 """
@@ -19,13 +19,12 @@ from siftline.config import PipelineConfig, TargetConfig
 from siftline.io.readers import Split
 from siftline.io.storage import Storage
 from siftline.layout import Layout
-from siftline.selection.reselect import load_finished_manifest, part_with_text
+from siftline.outputs import load_finished_manifest, part_with_text
 from siftline.selection.rules import apply_selection
+from siftline.stages.registry import enabled_specs
 
-# Stages whose drop reason is a selection by score: their rows stay candidates.
-SCORING_STAGES = ("color_filter", "preselect")
-# Score columns a method can rank by, when the run computed them.
-SCORE_COLUMNS = ("color_score", "preselect_score")
+POOL_COLUMNS = ("id", "text", "domain", "part", "row", "run_kept", "n_chars")
+
 
 
 @dataclass(frozen=True)
@@ -36,14 +35,17 @@ class Pool:
 
     @property
     def scores(self) -> list[str]:
-        return [c for c in SCORE_COLUMNS if c in self.table.column_names]
+        """The score columns a method can rank by: every cut stage's the run computed."""
+        return [c for c in self.table.column_names if c not in POOL_COLUMNS]
 
 
 def load_pool(output: str, config: PipelineConfig, storage: Storage,
               target: TargetConfig | None) -> Pool:
     layout = Layout.for_output(output)
     manifest = load_finished_manifest(output, storage)
-    rules = [name for name in config.stages.enabled() if name not in SCORING_STAGES]
+    specs = enabled_specs(config)
+    rules = [spec for spec in specs if spec.cut is None]
+    score_columns = [spec.cut.column for spec in specs if spec.cut is not None]
     parts, candidates, held = [], 0, 0
     for split in (Split(**s) for s in manifest["splits"]):
         table = part_with_text(split, config, layout, storage)
@@ -64,7 +66,7 @@ def load_pool(output: str, config: PipelineConfig, storage: Storage,
                    "row": pa.array(np.arange(table.num_rows, dtype=np.int64)),
                    "run_kept": run_kept,
                    "n_chars": pc.utf8_length(table.column("text")).cast(pa.int64())}
-        columns.update({c: table.column(c) for c in SCORE_COLUMNS if c in table.column_names})
+        columns.update({c: table.column(c) for c in score_columns if c in table.column_names})
         parts.append(pa.table(columns).filter(pa.array(keep)))
     if not parts:
         raise ValueError(f"{output}: the run has no input splits")

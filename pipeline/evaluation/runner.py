@@ -22,7 +22,8 @@ import numpy as np
 import torch
 
 from siftline.color.target import load_target_texts
-from siftline.config import ConfigError, PipelineConfig, TargetConfig
+from siftline.config import PipelineConfig, TargetConfig
+from siftline.errors import ConfigError
 from siftline.evaluation.efficiency import efficiency_factor
 from siftline.evaluation.methods import RANDOM, Method, choose, methods_for, random_sample
 from siftline.evaluation.pool import load_pool

@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from siftline.config import ConfigError
+from siftline.errors import ConfigError
 from siftline.executors.base import Executor, Progress
 from siftline.executors.memory import peak_rss_mb, reset_peak
 
@@ -34,9 +34,9 @@ MAX_RETRIES = 3
 DEFAULT_OBJECT_STORE_MB = 512
 
 
-class ClusterTooSmall(ConfigError, RuntimeError):
-    """The Ray cluster cannot host the requested pool: fail now rather than wait forever. A
-    ConfigError, so the CLI reports it and exits 2; a RuntimeError, as before the check."""
+class ClusterTooSmall(ConfigError):
+    """The Ray cluster cannot host the requested pool: fail now rather than wait forever (a
+    ConfigError, so the CLI reports it and exits 2)."""
 
 
 def _quiet_local_env() -> None:

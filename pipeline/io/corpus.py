@@ -6,14 +6,9 @@ from collections.abc import Iterator
 
 import pyarrow as pa
 
-from siftline.config import ConfigError, InputConfig
-from siftline.io.readers import (
-    InputError,
-    check_inputs_reachable,
-    expand_inputs,
-    plan_splits,
-    read_split,
-)
+from siftline.config import InputConfig
+from siftline.errors import ConfigError, InputError
+from siftline.io.readers import check_inputs_reachable, expand_inputs, plan_splits, read_split
 from siftline.io.storage import Storage
 
 QUOTES = "'\""  # a KeyError's message comes quoted

@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 
 from siftline.config import InputConfig
 from siftline.documents import BASE_SCHEMA, UNKNOWN_DOMAIN, make_table
+from siftline.errors import InputError
 from siftline.io.jsonl import Reject, iter_blocks, iter_lines, line_result
 from siftline.io.jsonl_compiled import CompiledJsonl
 from siftline.io.jsonl_fast import FastJsonl, Rows, SlowLine
@@ -27,10 +28,6 @@ from siftline.io.storage import Storage, is_remote, join
 JSONL_FAST = True  # read JSON Lines a block at a time (compiled parser or pyarrow; False: by line)
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
 COMPRESSIONS = {".gz": "gzip", ".zst": "zstd", ".zstd": "zstd"}
-
-
-class InputError(ValueError):
-    """An input that cannot be planned: missing, unreadable or of an unknown format."""
 
 
 @dataclass(frozen=True)

@@ -19,26 +19,23 @@ from siftline.documents import BASE_SCHEMA
 from siftline.io.storage import PendingFile, Storage
 from siftline.io.writers import split_by_bytes, write_json, write_parquet
 from siftline.layout import Layout
+from siftline.selection.cut import Cut
 from siftline.selection.rules import apply_selection, kept_mask
-from siftline.stages.near_dedupe import BANDS_COLUMN, SIGNATURE_COLUMN
+from siftline.stages.spec import StageSpec
 
 DATA_COLUMNS = BASE_SCHEMA.names
 RUN_ROWS = 8
 
 
 def finalize_table(
-    table: pa.Table, part: int, config: PipelineConfig, layout: Layout, storage: Storage,
-    color_cut: dict[str, Any] | None = None, preselect_cut: dict[str, Any] | None = None,
-    pending: list[PendingFile] | None = None,
+    table: pa.Table, part: int, config: PipelineConfig, specs: list[StageSpec], layout: Layout,
+    storage: Storage, cuts: dict[str, Cut], pending: list[PendingFile] | None = None,
 ) -> dict[str, Any]:
     """Write `scored/` and `data/` files for one part and return its completion record. With
     `pending`, the local files are left for the caller to commit before saving the record."""
-    table = apply_selection(table, config.stages.enabled(), part=part, color_cut=color_cut,
-                            preselect_cut=preselect_cut)
+    table = apply_selection(table, specs, part=part, cuts=cuts)
     compression = config.output.compression
-    internal = {"text", BANDS_COLUMN}
-    if not config.stages.near_dedupe.keep_signatures:
-        internal.add(SIGNATURE_COLUMN)
+    internal = {"text"}.union(*(spec.scratch(config) for spec in specs))
     scored_cols = [name for name in table.column_names if name not in internal]
     scored = write_parquet(storage, layout.root, layout.scored_rel(part),
                            table.select(scored_cols), compression, pending)

@@ -13,17 +13,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-from siftline.config import ConfigError, PipelineConfig
-from siftline.io.readers import (
-    InputError,
-    Split,
-    check_inputs_reachable,
-    expand_inputs,
-    plan_splits,
-)
+from siftline.config import PipelineConfig
+from siftline.errors import ConfigError, InputError
+from siftline.io.readers import Split, check_inputs_reachable, expand_inputs, plan_splits
 from siftline.io.storage import Storage, is_remote
 from siftline.io.writers import read_json, write_json
 from siftline.layout import KEPT_ENTRIES, OUTPUT_ENTRIES, Layout
+from siftline.stages.registry import enabled_specs
 
 PLAN_VERSION = 1
 
@@ -97,21 +93,17 @@ def remove_temp_files(layout: Layout) -> None:
 
 
 def preflight(config: PipelineConfig, storage: Storage) -> list[str]:
-    """Check inputs and output; return the input paths with demo corpora resolved."""
+    """Check inputs, output and every stage's own needs; return the input paths with demo
+    corpora resolved."""
     try:
         check_inputs_reachable(config.input.paths, storage)
         paths = resolve_paths(config.input.paths)
         check_output(config, paths, storage)
     except InputError as exc:
         raise ConfigError(str(exc)) from None
-    if "color_filter" in config.stages.enabled():
-        from siftline.job.color import check_models_config
-
-        check_models_config(config)
-    if "preselect" in config.stages.enabled():
-        from siftline.job.preselect import check_preselect_config
-
-        check_preselect_config(config)
+    for spec in enabled_specs(config):
+        if spec.preflight is not None:
+            spec.preflight(config)
     return paths
 
 

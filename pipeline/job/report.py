@@ -13,13 +13,10 @@ from importlib import metadata
 from typing import Any
 
 from siftline.config import PipelineConfig
+from siftline.errors import AccountingError
 
 MEASURED = ("wall_time_s", "peak_worker_rss_mb")  # differ between runs of the same job
 PACKAGES = ("siftline", "pyarrow", "numpy", "ray", "numba", "xxhash", "fsspec", "s3fs", "pydantic")
-
-
-class AccountingError(RuntimeError):
-    """The counts of a run do not add up: a record was lost or counted twice."""
 
 
 def build_stats(

@@ -1,10 +1,11 @@
 """`run(config)`: the whole job as a readable sequence of timed, resumable phases.
 
-  preflight -> plan (or resume) -> [train CoLoR-Filter models] -> [build PreSelect's
-  classifier] -> score splits -> exact-dedupe shuffle -> near-dedupe shuffle -> [PreSelect cut]
-  -> [CoLoR-Filter cut] -> finalize parts -> [domain weights: weights.json]
+  preflight -> plan (or resume) -> prepare each stage (train models, build classifiers)
+  -> score splits -> each stage's shuffle (exact, near dedupe) -> each stage's cut, in
+  priority order -> finalize parts -> [domain weights: weights.json]
   -> stats.json + manifest.json -> remove _work
 
+The job loops over the enabled stages' declarations (`siftline.stages.spec`) and names none.
 Each phase skips work whose completion record exists, so a killed run restarted with the same
 command finishes with the same bytes as one that was never interrupted.
 """
@@ -20,15 +21,15 @@ from typing import Any
 
 import pyarrow as pa
 
-from siftline.config import ConfigError, PipelineConfig
+from siftline.config import PipelineConfig
+from siftline.documents import make_table
+from siftline.errors import ConfigError
 from siftline.executors import Executor, make_executor
 from siftline.io.storage import PendingFile, Storage
 from siftline.io.writers import read_ipc, read_json, read_record, write_json
-from siftline.job.color import decide_cut, part_candidates, prepare_models
 from siftline.job.commits import COMMITS
-from siftline.job.exact_dedupe import attach_exact_rep, run_exact_dedupe
+from siftline.job.cuts import decide_cuts, stage_stats
 from siftline.job.finalize import finalize_table, save_record
-from siftline.job.near_dedupe import attach_dup_cluster, run_near_dedupe
 from siftline.job.plan import (
     clear_output,
     load_splits,
@@ -37,23 +38,15 @@ from siftline.job.plan import (
     preflight,
     remove_temp_files,
 )
-from siftline.job.preselect import decide_cut as decide_preselect_cut
-from siftline.job.preselect import part_candidates as preselect_candidates
-from siftline.job.preselect import prepare_classifier
 from siftline.job.report import build_manifest, build_stats
-from siftline.job.score import SplitScorer, score_split, warm_worker
+from siftline.job.score import SplitScorer, score_split
 from siftline.layout import Layout
 from siftline.mixture.report import check_mixture, run_mixture
-
-
-class Reporter:
-    """Progress hooks; the CLI draws bars, the library stays silent."""
-
-    def phase(self, name: str, total: int) -> None: ...
-
-    def advance(self, done: int, total: int) -> None: ...
-
-    def message(self, text: str) -> None: ...
+from siftline.progress import Reporter, SilentReporter
+from siftline.selection.cut import Cut
+from siftline.stages.chain import BuiltStage, apply_stages
+from siftline.stages.registry import enabled_specs
+from siftline.stages.spec import StageSpec
 
 
 @dataclass
@@ -67,9 +60,10 @@ class RunResult:
 def run(config: PipelineConfig, *, overwrite: bool = False,
         reporter: Reporter | None = None) -> RunResult:
     """Run the configured job end to end (or resume it); see the module docstring."""
-    reporter = reporter or Reporter()
+    reporter = reporter or SilentReporter()
     storage = Storage(config.storage.s3)
     layout = Layout.for_output(config.output.path, config.output.work_dir)
+    specs = enabled_specs(config)
     paths = preflight(config, storage)
     check_mixture(config, storage)
     fresh_plan = make_plan(config, paths, storage)  # inputs are checked before anything is cleared
@@ -89,29 +83,19 @@ def run(config: PipelineConfig, *, overwrite: bool = False,
     plan = plan_or_resume(fresh_plan, layout, storage)
     timings: dict[str, float] = {}
     peaks: dict[str, float] = {}
-    color = "color_filter" in config.stages.enabled()
-    preselect = "preselect" in config.stages.enabled()
     with make_executor(config.executor) as executor:
-        job = _Job(config, layout, storage, plan, executor, reporter, timings, peaks)
+        job = _Job(config, specs, layout, storage, plan, executor, reporter, timings, peaks)
         job.warm_up()
-        models = job.prepare_models(overwrite) if color else None
-        classifier = job.prepare_classifier(overwrite) if preselect else None
+        prepared = job.prepare(overwrite)
         map_records = job.score()
         write_json(storage, layout.manifest,
                    build_manifest(config, plan, map_records, [], "running"))
-        if "exact_dedupe" in config.stages.enabled():
-            job.exact_dedupe()
-        if "near_dedupe" in config.stages.enabled():
-            job.near_dedupe()
-        pcut = job.preselect_cut() if preselect else None
-        cut = job.color_cut(pcut) if color else None
-        final_records = job.finalize(cut, pcut)
+        job.shuffles()
+        cuts = job.cuts()
+        final_records = job.finalize(cuts)
         mixture = job.mixture(final_records) if config.mixture.enabled else None
     stats = build_stats(map_records, final_records, timings, peaks)
-    if color:
-        stats["color_filter"] = {"models": models, "cut": cut}
-    if preselect:
-        stats["preselect"] = {"classifier": classifier, "cut": pcut}
+    stats.update(stage_stats(specs, prepared, cuts))
     if mixture is not None:
         stats["mixture"] = mixture
     manifest = build_manifest(config, plan, map_records, final_records, "complete")
@@ -121,9 +105,21 @@ def run(config: PipelineConfig, *, overwrite: bool = False,
     return RunResult(layout.root, "complete", stats, manifest)
 
 
+def warm_worker(config: PipelineConfig) -> None:
+    """Load the cheap built-in stages' compiled kernels (the C builds, or numba's cache where
+    there are none, and near-dedupe's numba kernels) on a two-row table, so that a fresh worker
+    process pays for them, and for importing every phase's code, before the first timed phase."""
+    stages = [BuiltStage(spec, spec.build(config)) for spec in enabled_specs(config)
+              if spec.builtin and not spec.costly]
+    table = make_table(["a", "b"], ["warm up the kernels", "wa\u0301rm \u01d4p  twice"],
+                       ["d", "d"], ["s", "s"])
+    apply_stages(table, stages, int(config.input.max_doc_bytes))
+
+
 @dataclass
 class _Job:
     config: PipelineConfig
+    specs: list[StageSpec]
     layout: Layout
     storage: Storage
     plan: dict[str, Any]
@@ -131,6 +127,10 @@ class _Job:
     reporter: Reporter
     timings: dict[str, float]
     peaks: dict[str, float]
+
+    @property
+    def parts(self) -> int:
+        return len(self.plan["splits"])
 
     @contextmanager
     def _timed(self, name: str, total: int) -> Iterator[Callable[[int, int], None]]:
@@ -151,61 +151,45 @@ class _Job:
         if self.executor.warm_up(partial(warm_worker, self.config)):
             self.timings["warm_up"] = time.perf_counter() - start
 
-    def prepare_models(self, overwrite: bool) -> dict[str, Any]:
-        start = time.perf_counter()
-        models = prepare_models(self.config, self.storage, self.reporter, overwrite)
-        self.timings["train_models"] = time.perf_counter() - start
-        return models
-
-    def prepare_classifier(self, overwrite: bool) -> dict[str, Any]:
-        start = time.perf_counter()
-        info = prepare_classifier(self.config, self.storage, self.reporter, overwrite)
-        self.timings["preselect_classifier"] = time.perf_counter() - start
-        return info
-
-    def preselect_cut(self) -> dict[str, Any]:
-        parts = len(self.plan["splits"])
-        task = partial(_preselect_candidates, self.config, self.layout, self.storage,
-                       self.plan["buckets"])
-        with self._timed("preselect_cut", parts) as progress:
-            return decide_preselect_cut(self.executor, task, parts, self.config, self.layout,
-                                        self.storage, progress)
+    def prepare(self, overwrite: bool) -> dict[str, dict[str, Any]]:
+        """What each stage needs before scoring (models, a classifier), by stage name."""
+        prepared = {}
+        for spec in self.specs:
+            if spec.prepare is not None:
+                start = time.perf_counter()
+                prepared[spec.name] = spec.prepare(self.config, self.storage, self.reporter,
+                                                   overwrite)
+                self.timings[f"prepare {spec.name}"] = time.perf_counter() - start
+        return prepared
 
     def score(self) -> list[dict[str, Any]]:
         splits = load_splits(self.plan)
-        gpus = (self.config.stages.color_filter.gpus_per_worker
-                if "color_filter" in self.config.stages.enabled() else 0)
+        gpus = max((spec.gpus(self.config) for spec in self.specs), default=0.0)
         with self._timed("read+score", len(splits)) as progress:
             setup = partial(SplitScorer.build, self.config, self.layout)
             return self.executor.map(score_split, splits, setup=setup, progress=progress,
                                      gpus=gpus)
 
-    def color_cut(self, preselect_cut: dict[str, Any] | None = None) -> dict[str, Any]:
-        parts = len(self.plan["splits"])
-        task = partial(_color_candidates, self.config, self.layout, self.storage,
-                       self.plan["buckets"], preselect_cut)
-        with self._timed("color_cut", parts) as progress:
-            return decide_cut(self.executor, task, parts, self.config, self.layout,
-                              self.storage, progress)
+    def shuffles(self) -> None:
+        """Each stage's global step over every part (the dedupe clusterings)."""
+        buckets = self.plan["buckets"]
+        for spec in self.specs:
+            if spec.shuffle is not None:
+                with self._timed(spec.name, self.parts + buckets) as progress:
+                    spec.shuffle.run(self.executor, self.layout, self.storage, self.parts,
+                                     buckets, _offset_progress(progress, self.parts, buckets))
 
-    def exact_dedupe(self) -> None:
-        parts, buckets = len(self.plan["splits"]), self.plan["buckets"]
-        with self._timed("exact_dedupe", parts + buckets) as progress:
-            run_exact_dedupe(self.executor, self.layout, self.storage, parts, buckets,
-                             _offset_progress(progress, parts, buckets))
+    def cuts(self) -> dict[str, Cut]:
+        read_part = partial(_attached, self.specs, self.layout, self.storage,
+                            self.plan["buckets"])
+        return decide_cuts(self.specs, self.config, self.executor, self.layout, self.storage,
+                           self.parts, read_part, self._timed)
 
-    def near_dedupe(self) -> None:
-        parts, buckets = len(self.plan["splits"]), self.plan["buckets"]
-        with self._timed("near_dedupe", parts + buckets) as progress:
-            run_near_dedupe(self.executor, self.layout, self.storage, parts, buckets,
-                            _offset_progress(progress, parts, buckets))
-
-    def finalize(self, cut: dict[str, Any] | None,
-                 preselect_cut: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-        parts = list(range(len(self.plan["splits"])))
+    def finalize(self, cuts: dict[str, Cut]) -> list[dict[str, Any]]:
+        parts = list(range(self.parts))
         background = self.executor.in_driver  # commits in this process: job/commits.py
-        task = partial(_finalize_part, self.config, self.layout, self.storage,
-                       self.plan["buckets"], cut, preselect_cut, background)
+        task = partial(_finalize_part, self.config, self.specs, self.layout, self.storage,
+                       self.plan["buckets"], cuts, background)
         with self._timed("select+write", len(parts)) as progress:
             try:
                 records = self.executor.map(task, parts, progress=progress)
@@ -234,38 +218,25 @@ def _offset_progress(progress: Callable[[int, int], None], parts: int, buckets: 
     return advance
 
 
-def _attached(config: PipelineConfig, layout: Layout, storage: Storage, buckets: int,
+def _attached(specs: list[StageSpec], layout: Layout, storage: Storage, buckets: int,
               part: int) -> pa.Table:
     """A staged part with the global steps' columns joined on."""
     table = read_ipc(storage, layout.stage(part))
-    if "exact_dedupe" in config.stages.enabled():
-        table = attach_exact_rep(table, layout, storage, part, buckets)
-    if "near_dedupe" in config.stages.enabled():
-        table = attach_dup_cluster(table, layout, storage, part, buckets)
+    for spec in specs:
+        if spec.shuffle is not None:
+            table = spec.shuffle.attach(table, layout, storage, part, buckets)
     return table
 
 
-def _color_candidates(config: PipelineConfig, layout: Layout, storage: Storage, buckets: int,
-                      preselect_cut: dict[str, Any] | None, part: int) -> pa.Table:
-    return part_candidates(config, _attached(config, layout, storage, buckets, part), part,
-                           preselect_cut)
-
-
-def _preselect_candidates(config: PipelineConfig, layout: Layout, storage: Storage,
-                          buckets: int, part: int) -> pa.Table:
-    return preselect_candidates(config, _attached(config, layout, storage, buckets, part), part)
-
-
-def _finalize_part(config: PipelineConfig, layout: Layout, storage: Storage, buckets: int,
-                   cut: dict[str, Any] | None, preselect_cut: dict[str, Any] | None,
-                   background: bool, part: int) -> dict[str, Any]:
+def _finalize_part(config: PipelineConfig, specs: list[StageSpec], layout: Layout,
+                   storage: Storage, buckets: int, cuts: dict[str, Cut], background: bool,
+                   part: int) -> dict[str, Any]:
     record = read_record(storage, layout.final_done(part))
     if record is not None:
         return record
-    table = _attached(config, layout, storage, buckets, part)
+    table = _attached(specs, layout, storage, buckets, part)
     pending: list[PendingFile] = []
-    record = finalize_table(table, part, config, layout, storage, color_cut=cut,
-                            preselect_cut=preselect_cut, pending=pending)
+    record = finalize_table(table, part, config, specs, layout, storage, cuts, pending=pending)
     commit = partial(_commit_part, pending, record, layout, storage)
     if background:
         COMMITS.submit(commit)

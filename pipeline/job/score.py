@@ -12,16 +12,14 @@ from typing import Any
 import pyarrow as pa
 
 from siftline.config import PipelineConfig
-from siftline.documents import make_table
+from siftline.errors import StageError
 from siftline.executors.allocator import keep_large_buffers
 from siftline.io.readers import Split, read_split
 from siftline.io.storage import Storage
 from siftline.io.writers import ipc_whole, read_record, write_json, write_jsonl, write_table_ipc
 from siftline.job.split_checkpoint import SplitCheckpoints, wants_checkpoints
 from siftline.layout import Layout
-from siftline.stages import REGISTRY, Stage, apply_stages, build_stages, empty_scored_table
-
-CPU_STAGES = ("exact_dedupe", "near_dedupe")  # cheap to build; the model stages load in `build`
+from siftline.stages.chain import BuiltStage, apply_stages, build_stages, empty_scored_table
 
 
 @dataclass
@@ -31,7 +29,7 @@ class SplitScorer:
     config: PipelineConfig
     layout: Layout
     storage: Storage
-    stages: list[Stage]
+    stages: list[BuiltStage]
 
     @classmethod
     def build(cls, config: PipelineConfig, layout: Layout) -> SplitScorer:
@@ -50,11 +48,14 @@ class SplitScorer:
         checkpoints = SplitCheckpoints(self.storage, self.layout, split.index,
                                        wants_checkpoints(self.stages))
         tables, rejects = [], []
-        for index, batch in enumerate(read_split(split, self.config.input, self.storage)):
-            tables.append(checkpoints.scored(
-                index, batch.table, lambda t: apply_stages(t, self.stages, max_bytes)))
-            rejects.extend(batch.rejects)
-        empty = empty_scored_table(self.stages, max_bytes)
+        try:
+            for index, batch in enumerate(read_split(split, self.config.input, self.storage)):
+                tables.append(checkpoints.scored(
+                    index, batch.table, lambda t: apply_stages(t, self.stages, max_bytes)))
+                rejects.extend(batch.rejects)
+            empty = empty_scored_table(self.stages, max_bytes)
+        except StageError as exc:
+            raise StageError(f"{split.uri}: {exc}") from exc
         table = pa.concat_tables([empty, *tables]) if tables else empty
         # the largest file of the job, and scratch: checked on resume instead of fsynced
         write_table_ipc(self.storage, self.layout.stage(split.index), table, durable=False)
@@ -77,15 +78,3 @@ class SplitScorer:
 
 def score_split(scorer: SplitScorer, split: Split) -> dict[str, Any]:
     return scorer.score(split)
-
-
-def warm_worker(config: PipelineConfig) -> None:
-    """Import every phase's code and load the CPU stages' compiled kernels (the C builds, or
-    numba's cache where there are none, and near-dedupe's numba kernels) on a two-row table, so
-    that a fresh worker process pays for them before the first timed phase."""
-    import siftline.job.runner  # noqa: F401 - the later phases' task functions live there
-
-    stages = [REGISTRY[name](config) for name in config.stages.enabled() if name in CPU_STAGES]
-    table = make_table(["a", "b"], ["warm up the kernels", "wa\u0301rm \u01d4p  twice"],
-                       ["d", "d"], ["s", "s"])
-    apply_stages(table, stages, int(config.input.max_doc_bytes))

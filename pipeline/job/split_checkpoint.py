@@ -14,18 +14,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import pyarrow as pa
 
 from siftline.io.storage import Storage
 from siftline.io.writers import read_ipc, write_table_ipc
 from siftline.layout import Layout
+from siftline.stages.chain import BuiltStage
 
 
-def wants_checkpoints(stages: Sequence[Any]) -> bool:
-    """True when a stage declares its per-batch work costly (`checkpoint_batches = True`)."""
-    return any(getattr(stage, "checkpoint_batches", False) for stage in stages)
+def wants_checkpoints(stages: Sequence[BuiltStage]) -> bool:
+    """True when a stage declares its per-batch work costly (`StageSpec.costly`)."""
+    return any(stage.spec.costly for stage in stages)
 
 
 @dataclass(frozen=True)

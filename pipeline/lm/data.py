@@ -19,7 +19,8 @@ import numpy as np
 import torch
 import xxhash
 
-from siftline.config import ConfigError, InputConfig, StorageConfig
+from siftline.config import InputConfig, StorageConfig
+from siftline.errors import ConfigError
 from siftline.lm.config import SampleConfig
 from siftline.lm.tokenizer import Tokenizer
 
@@ -136,13 +137,8 @@ def iter_corpus(input_cfg: InputConfig, storage_cfg: StorageConfig, sample_cfg: 
     """(id, text, bytes) of every usable document, as the pipeline reads them (same ids, same
     quarantine); empty and over-long documents are counted and skipped, as selection drops them.
     With `sample.scan_bytes`, splits are read in a seeded order until that much text was seen."""
-    from siftline.io.readers import (
-        InputError,
-        check_inputs_reachable,
-        expand_inputs,
-        plan_splits,
-        read_split,
-    )
+    from siftline.errors import InputError
+    from siftline.io.readers import check_inputs_reachable, expand_inputs, plan_splits, read_split
     from siftline.io.storage import Storage
     from siftline.job.plan import resolve_paths
 

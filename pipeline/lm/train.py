@@ -25,7 +25,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from siftline.config import ConfigError, TrainJobConfig
+from siftline.config import TrainJobConfig
+from siftline.errors import ConfigError
 from siftline.lm.checkpoint import (
     CONFIG_FILE,
     WEIGHTS_FILE,

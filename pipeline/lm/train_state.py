@@ -21,16 +21,19 @@ import os
 import re
 import shutil
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
 
-from siftline.config import ConfigError
+from siftline.errors import ConfigError, ConfigMismatch
 from siftline.lm.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_causal_lm, save_model
 from siftline.lm.model import CausalLM
 from siftline.lm.tokenizer import TOKENIZER_FILE, Tokenizer
+
+T = TypeVar("T")
 
 RESULT_FILE = "train_result.json"
 LOG_FILE = "train_log.jsonl"
@@ -110,15 +113,15 @@ class RunFolder:
             if result.get("config_sha256") == self.sha:
                 shutil.rmtree(self.work, ignore_errors=True)  # killed after the result landed
                 return result
-            raise ConfigError(f"{self.root} holds a model trained with a different config;"
+            raise ConfigMismatch(f"{self.root} holds a model trained with a different config;"
                               " rerun with --overwrite to replace it")
         elif (self.work / "job.json").is_file():
             job = json.loads((self.work / "job.json").read_text(encoding="utf-8"))
             if job.get("config_sha256") != self.sha:
-                raise ConfigError(f"{self.root} holds an unfinished training of a different "
+                raise ConfigMismatch(f"{self.root} holds an unfinished training of a different "
                                   "config; rerun with --overwrite to start over")
         elif any((self.root / n).exists() for n in OUTPUT_ENTRIES if n != WORK_DIR):
-            raise ConfigError(f"{self.root} holds an unfinished model of unknown config;"
+            raise ConfigMismatch(f"{self.root} holds an unfinished model of unknown config;"
                               " rerun with --overwrite to replace it")
         self.work.mkdir(parents=True, exist_ok=True)
         self._remove_temporaries()
@@ -213,3 +216,14 @@ class RunFolder:
         tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
         os.replace(tmp, self.log_path)
         return self.log_path.open("a", encoding="utf-8")
+
+
+def train_or_reuse(train: Callable[[bool], T], overwrite: bool) -> T:
+    """`train(overwrite=False)`, which reuses a model trained with the same config; when the
+    folder holds another config's model and `overwrite` is set, `train(True)` replaces it."""
+    try:
+        return train(False)
+    except ConfigMismatch:
+        if overwrite:
+            return train(True)
+        raise

@@ -25,8 +25,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from siftline.config import ConfigError
 from siftline.documents import BASE_SCHEMA
+from siftline.errors import ConfigError
 from siftline.io.storage import Storage
 from siftline.io.writers import read_json, write_json, write_parquet
 from siftline.layout import Layout
@@ -207,7 +207,7 @@ def write_mix(output: str, storage: Storage, phases: Sequence[int] | None = None
               seed: int | None = None, tokens: int | None = None,
               shard_bytes: int | None = None) -> list[dict[str, Any]]:
     """Mixed shards for the given phases (default: all) of a finished run's weights.json."""
-    from siftline.selection.reselect import load_finished_manifest
+    from siftline.outputs import load_finished_manifest
 
     layout = Layout.for_output(output)
     manifest = load_finished_manifest(output, storage)

@@ -1,6 +1,6 @@
 """Each domain's sampling weight over training, as a step plot (one step per phase).
 
-Drawn like `siftline.color.plot`: a private `Figure` on the Agg canvas (no pyplot, no global
+Drawn like `siftline.selection.plot`: a private `Figure` on the Agg canvas (no pyplot, no global
 backend switch), fixed size and DPI, and no Software stamp, so the same weights give the same
 PNG bytes.
 """

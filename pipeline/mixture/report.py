@@ -19,7 +19,8 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from siftline.config import ConfigError, ExecutorConfig, PipelineConfig
+from siftline.config import ExecutorConfig, PipelineConfig
+from siftline.errors import ConfigError
 from siftline.io.storage import Storage
 from siftline.io.writers import read_json, write_json
 from siftline.layout import Layout
@@ -122,7 +123,7 @@ def reweigh(output: str, cfg: MixtureConfig, storage: Storage, executor_kind: st
     """`siftline weights OUT`: weights.json again under another mixture config, reusing the
     run's token counts when they were made the same way (else counting the kept shards)."""
     from siftline.executors import make_executor
-    from siftline.selection.reselect import load_finished_manifest
+    from siftline.outputs import load_finished_manifest
 
     layout = Layout.for_output(output)
     manifest = load_finished_manifest(output, storage)

@@ -22,7 +22,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from siftline.config import ConfigError, S3Config
+from siftline.config import S3Config
+from siftline.errors import ConfigError
 from siftline.io.storage import Storage, join
 from siftline.io.writers import read_json, write_json
 from siftline.mixture.config import MixtureConfig

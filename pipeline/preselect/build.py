@@ -17,13 +17,40 @@ import json
 from pathlib import Path
 from typing import Any
 
-from siftline.config import ConfigError, PipelineConfig, TrainJobConfig
-from siftline.io.storage import join
+from siftline.config import PipelineConfig, TrainJobConfig
+from siftline.errors import ConfigError
+from siftline.io.storage import Storage, is_remote, join
 from siftline.preselect.labels import Reference
-from siftline.stages.preselect_score import classifier_path, models_dir
+from siftline.progress import JobTrainProgress, Reporter
 
 LABELS_FILE = "labels.jsonl"
 REFERENCES_FILE = "references.json"
+CLASSIFIER_FILE = "classifier.bin"
+
+
+def models_dir(config: PipelineConfig) -> str:
+    """Where the job builds the classifier, its labels and reference LMs."""
+    cfg = config.stages.preselect
+    return cfg.models_dir or join(config.output.path, "models", "preselect")
+
+
+def classifier_path(config: PipelineConfig) -> str:
+    """The configured fastText model, or the one the job builds."""
+    cfg = config.stages.preselect
+    return cfg.model if cfg.model is not None else join(models_dir(config), CLASSIFIER_FILE)
+
+
+def check_preselect_config(config: PipelineConfig) -> None:
+    """Preflight: a given classifier exists; a built one goes to a local folder."""
+    cfg = config.stages.preselect
+    if cfg.model is not None:
+        if is_remote(cfg.model) or not Path(cfg.model).is_file():
+            raise ConfigError(f"stages.preselect.model: {cfg.model} is not a local fastText "
+                              "model file")
+        return
+    if is_remote(models_dir(config)):
+        raise ConfigError("stages.preselect.models_dir: the classifier is built into a local "
+                          "folder; set models_dir (or give model)")
 
 
 def _key(data: Any) -> str:
@@ -43,7 +70,7 @@ def _weights_stamp(folder: str) -> list[Any]:
     return [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in files]
 
 
-def reference_models(config: PipelineConfig, reporter: Any, overwrite: bool = False
+def reference_models(config: PipelineConfig, reporter: Reporter, overwrite: bool = False
                      ) -> tuple[list[Reference], dict[str, Any]]:
     """The given references, or the offline family trained and evaluated here."""
     cfg = config.stages.preselect
@@ -54,8 +81,8 @@ def reference_models(config: PipelineConfig, reporter: Any, overwrite: bool = Fa
     if offline is None:
         raise ConfigError("stages.preselect: give references or train_references to build a "
                           "classifier (or give model)")
-    from siftline.job.color import JobTrainProgress, train_or_reuse
     from siftline.lm.train import train_lm
+    from siftline.lm.train_state import train_or_reuse
     from siftline.preselect.evaluate import evaluate_lm, load_eval_set
 
     root = Path(models_dir(config))
@@ -92,7 +119,7 @@ def reference_models(config: PipelineConfig, reporter: Any, overwrite: bool = Fa
     return refs, {"given": False, "evaluated": record["references"]}
 
 
-def make_labels(config: PipelineConfig, refs: list[Reference], reporter: Any,
+def make_labels(config: PipelineConfig, refs: list[Reference], reporter: Reporter,
                 out_path: str | None = None) -> dict[str, Any]:
     """The labels file for these references (reused while its key holds)."""
     from siftline.lm.data import sample_corpus
@@ -125,7 +152,7 @@ def train_classifier(config: PipelineConfig, labels_path: str, out_path: str | N
     from siftline.preselect.fasttext_train import train_from_labels
 
     cfg = config.stages.preselect
-    path = Path(out_path or join(models_dir(config), "classifier.bin"))
+    path = Path(out_path or join(models_dir(config), CLASSIFIER_FILE))
     stamp = Path(labels_path).stat()
     key = _key({"labels": labels_key or [labels_path, stamp.st_size, stamp.st_mtime_ns],
                 "fasttext": cfg.fasttext.model_dump()})
@@ -141,7 +168,7 @@ def train_classifier(config: PipelineConfig, labels_path: str, out_path: str | N
     return report
 
 
-def build_classifier(config: PipelineConfig, storage: Any, reporter: Any,
+def build_classifier(config: PipelineConfig, storage: Storage, reporter: Reporter,
                      overwrite: bool = False) -> dict[str, Any]:
     """References -> labels -> fastText, each reused when unchanged; what stats.json records."""
     refs, ref_info = reference_models(config, reporter, overwrite)
@@ -157,3 +184,20 @@ def build_classifier(config: PipelineConfig, storage: Any, reporter: Any,
     return {"model": classifier_path(config), "built": True, "references": ref_info,
             "labels": {k: v for k, v in labels.items() if k != "key"},
             "train": report.get("train"), "heldout": report.get("heldout")}
+
+
+def prepare_classifier(config: PipelineConfig, storage: Storage, reporter: Reporter,
+                       overwrite: bool) -> dict[str, Any]:
+    """The classifier before scoring: the given one checked, or built here (`build_classifier`);
+    returns what stats.json records."""
+    check_preselect_config(config)
+    cfg = config.stages.preselect
+    if cfg.model is not None:
+        from siftline.preselect.classifier import load_classifier
+
+        try:
+            load_classifier(cfg.model)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"stages.preselect.model: {exc}") from None
+        return {"classifier": {"model": cfg.model, "built": False}}
+    return {"classifier": build_classifier(config, storage, reporter, overwrite)}

@@ -13,11 +13,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from siftline.config import PipelineConfig
+from siftline.dedupe.near import CLUSTER_COLUMN
 from siftline.io.readers import Split
 from siftline.io.storage import Storage
 from siftline.layout import Layout
-from siftline.selection.reselect import read_split_text
-from siftline.stages.near_dedupe import CLUSTER_COLUMN
+from siftline.outputs import read_split_text
 
 
 def duplicate_examples(output: str, manifest: dict[str, Any], config: PipelineConfig,

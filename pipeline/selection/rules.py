@@ -1,20 +1,21 @@
 """Selection: decide each row's `drop_reason` from its persisted columns.
 
 This is the only place rows are dropped, and it never looks at text, so `siftline select` can
-re-decide from `OUT/scored/` alone. Reasons apply in the priority order of
-`siftline.documents.DROP_REASONS`: the first that applies is the one recorded.
+re-decide from `OUT/scored/` alone. The reading-time reasons come first, then each stage's in
+the order of its declared priority: the first that applies is the one recorded. A stage drops
+rows by a rule over its own columns (`drops`, the dedupe stages) or by its global cut.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping, Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from siftline.documents import LOCAL_REASONS
-from siftline.stages.exact_dedupe import REP_COLUMN
-from siftline.stages.near_dedupe import IS_REP_COLUMN
+from siftline.selection.cut import Cut, selected_mask
+from siftline.stages.spec import StageSpec, by_priority
 
 _NULL = pa.scalar(None, pa.string())
 
@@ -26,34 +27,28 @@ def local_reasons(table: pa.Table) -> pa.ChunkedArray:
     return pc.if_else(pc.fill_null(is_local, False), current, _NULL)
 
 
-def apply_selection(table: pa.Table, stages: list[str], *, part: int = 0,
-                    color_cut: dict[str, Any] | None = None,
-                    preselect_cut: dict[str, Any] | None = None) -> pa.Table:
-    """Recompute `drop_reason` for the enabled stages; the column is null for kept rows.
+def stage_drops(spec: StageSpec, table: pa.Table, part: int,
+                cuts: Mapping[str, Cut]) -> pa.Array | pa.ChunkedArray | None:
+    """True where `spec` drops a row; None when it drops nothing (or its columns are absent)."""
+    if spec.drops is not None:
+        return spec.drops(table)
+    if spec.cut is None:
+        return None
+    if spec.name not in cuts:
+        raise ValueError(f"{spec.name} selection needs its global cut")
+    return pa.array(~selected_mask(table, part, cuts[spec.name], spec.cut.column))
 
-    `color_filter` and `preselect` need their global cuts (`compute_cut` in
-    `siftline.selection.color` / `.preselect`) and the part index, which breaks ties."""
+
+def apply_selection(table: pa.Table, specs: Sequence[StageSpec], *, part: int = 0,
+                    cuts: Mapping[str, Cut] | None = None) -> pa.Table:
+    """Recompute `drop_reason` for these stages; the column is null for kept rows. Cut stages
+    need their global cuts (`siftline.selection.cut.compute_cut`) and the part index, which
+    breaks ties."""
     reasons = [local_reasons(table)]
-    if "exact_dedupe" in stages and REP_COLUMN in table.column_names:
-        is_dup = pc.is_valid(table.column(REP_COLUMN))
-        reasons.append(pc.if_else(is_dup, "exact_duplicate", _NULL))
-    if "near_dedupe" in stages and IS_REP_COLUMN in table.column_names:
-        is_near = pc.invert(table.column(IS_REP_COLUMN))
-        reasons.append(pc.if_else(is_near, "near_duplicate", _NULL))
-    if "preselect" in stages:
-        if preselect_cut is None:
-            raise ValueError("preselect selection needs the global cut")
-        from siftline.selection.preselect import selected_mask as preselect_mask
-
-        chosen = pa.array(preselect_mask(table, part, preselect_cut))
-        reasons.append(pc.if_else(chosen, _NULL, "preselect"))
-    if "color_filter" in stages:
-        if color_cut is None:
-            raise ValueError("color_filter selection needs the global cut")
-        from siftline.selection.color import selected_mask
-
-        chosen = pa.array(selected_mask(table, part, color_cut))
-        reasons.append(pc.if_else(chosen, _NULL, "color_filter"))
+    for spec in by_priority(list(specs)):
+        dropped = stage_drops(spec, table, part, cuts or {})
+        if dropped is not None:
+            reasons.append(pc.if_else(dropped, spec.reason, _NULL))
     decided = pc.coalesce(*reasons) if len(reasons) > 1 else reasons[0]
     index = table.column_names.index("drop_reason")
     return table.set_column(index, "drop_reason", pc.cast(decided, pa.string()))

@@ -5,7 +5,9 @@ document, so documents of any length compare (the paper scores fixed 512-token c
     color_score = color_prior_nll - color_cond_nll   (higher: the target teaches it more).
 Both models live in one worker (measured faster than one pool per model: one read, and one
 tokenization when the conditional model shares the prior's tokenizer, as a fine-tuned one does).
-Rows with no scored token get null scores and are never selected.
+Rows with no scored token get null scores and are never selected. Before scoring the job makes
+sure both models exist (`siftline.color.prepare`); after dedupe, one global cut keeps the top
+1/tau of the candidates by `color_score` (or a token or character budget, per domain or not).
 """
 
 from __future__ import annotations
@@ -18,24 +20,17 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from siftline.color.prepare import check_models_config, model_dirs, prepare_models
 from siftline.config import ColorFilterConfig, PipelineConfig
 from siftline.documents import active_mask, as_table
-from siftline.io.storage import join
+from siftline.selection.cut import CutRule
+from siftline.stages.spec import ScoreCut, StageSpec
 
 PRIOR_COLUMN = "color_prior_nll"
 COND_COLUMN = "color_cond_nll"
 TOKENS_COLUMN = "color_n_tokens"
 SCORE_COLUMN = "color_score"
 COLUMNS = (PRIOR_COLUMN, COND_COLUMN, TOKENS_COLUMN, SCORE_COLUMN)
-
-
-def model_dirs(config: PipelineConfig) -> tuple[str, str]:
-    """(prior, conditional) folders: the configured ones, or where the job trains them."""
-    cfg = config.stages.color_filter
-    if cfg.prior is not None and cfg.conditional is not None:
-        return cfg.prior, cfg.conditional
-    root = cfg.models_dir or join(config.output.path, "models")
-    return join(root, "prior"), join(root, "conditional")
 
 
 def _same_tokenizer(a: str, b: str) -> bool:
@@ -45,9 +40,6 @@ def _same_tokenizer(a: str, b: str) -> bool:
 
 class ColorScore:
     """Holds the prior and conditional scorers; built once per worker."""
-
-    name = "color_filter"
-    checkpoint_batches = True  # two LMs per batch: a lost worker keeps what it scored
 
     def __init__(self, config: ColorFilterConfig, prior_dir: str, cond_dir: str) -> None:
         from siftline.lm.scorer import DocumentScorer
@@ -91,3 +83,19 @@ def _scatter(n: int, rows: np.ndarray, values: np.ndarray) -> pa.Array:
     out = np.full(n, np.nan)
     out[rows] = values
     return pa.array(out, pa.float64(), mask=np.isnan(out))
+
+
+def _rule(config: PipelineConfig) -> CutRule:
+    cfg = config.stages.color_filter
+    kind, amount = cfg.rule()
+    return CutRule(kind, amount, "top", cfg.per_domain)
+
+
+SPEC = StageSpec(
+    name="color_filter", reason="color_filter", priority=90, build=ColorScore.build,
+    columns=COLUMNS, costly=True, gpus=lambda config: config.stages.color_filter.gpus_per_worker,
+    preflight=check_models_config, prepare=prepare_models,
+    cut=ScoreCut(SCORE_COLUMN, _rule, tokens_column=TOKENS_COLUMN,
+                 plot=lambda config: config.stages.color_filter.plot,
+                 label="prior NLL - conditional NLL (per token)"),
+)

@@ -2,7 +2,10 @@
 
 The classifier is loaded once per worker and predicts in batches, over the full probability
 vector (k=-1), after the same newline replacement it was trained with. Rows already dropped while
-reading (empty, too long) get a null score and are never selected.
+reading (empty, too long) get a null score and are never selected. Before scoring the job makes
+sure the classifier exists (`siftline.preselect.build`); after dedupe, one global cut keeps the
+best documents up to a share of the candidates' characters (the paper: 10%), or every one at or
+above a threshold.
 """
 
 from __future__ import annotations
@@ -15,30 +18,16 @@ import pyarrow as pa
 
 from siftline.config import PipelineConfig
 from siftline.documents import active_mask, as_table
-from siftline.io.storage import join
+from siftline.preselect.build import check_preselect_config, classifier_path, prepare_classifier
 from siftline.preselect.classifier import load_classifier, positive_probability
+from siftline.selection.cut import CutRule
+from siftline.stages.spec import ScoreCut, StageSpec
 
 SCORE_COLUMN = "preselect_score"
-CLASSIFIER_FILE = "classifier.bin"
-
-
-def models_dir(config: PipelineConfig) -> str:
-    """Where the job builds the classifier, its labels and reference LMs."""
-    cfg = config.stages.preselect
-    return cfg.models_dir or join(config.output.path, "models", "preselect")
-
-
-def classifier_path(config: PipelineConfig) -> str:
-    """The configured fastText model, or the one the job builds."""
-    cfg = config.stages.preselect
-    return cfg.model if cfg.model is not None else join(models_dir(config), CLASSIFIER_FILE)
 
 
 class PreselectScore:
     """Holds the fastText model; built once per worker."""
-
-    name = "preselect"
-    checkpoint_batches = True  # a model per batch: a lost worker keeps what it scored
 
     def __init__(self, model_path: str, batch_size: int = 1024) -> None:
         self.model = load_classifier(model_path)
@@ -56,3 +45,16 @@ class PreselectScore:
         scores[rows] = positive_probability(self.model, texts, self.batch_size)
         return table.append_column(SCORE_COLUMN, pa.array(scores, pa.float64(),
                                                           mask=np.isnan(scores)))
+
+
+def _rule(config: PipelineConfig) -> CutRule:
+    cfg = config.stages.preselect
+    kind, amount = cfg.rule()
+    return CutRule("share" if kind == "keep" else kind, amount, "top", cfg.per_domain)
+
+
+SPEC = StageSpec(
+    name="preselect", reason="preselect", priority=80, build=PreselectScore.build,
+    columns=(SCORE_COLUMN,), costly=True, preflight=check_preselect_config,
+    prepare=prepare_classifier, cut=ScoreCut(SCORE_COLUMN, _rule, label="P(__label__1)"),
+)

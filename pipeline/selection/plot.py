@@ -1,4 +1,4 @@
-"""Histograms of `color_score`, one panel per domain, to see where the selection cut falls.
+"""Histograms of a cut stage's score, one panel per domain, to see where the cut falls.
 
 A picture tells at a glance what the stats cannot: whether the cut sits in a tail or in the bulk,
 and whether one domain is kept far more than another. The figure is drawn on a private
@@ -14,6 +14,11 @@ import math
 from typing import TYPE_CHECKING
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from siftline.selection.cut import ALL as CUT_ALL
+from siftline.selection.cut import Cut
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -28,11 +33,38 @@ BAR_COLOR = "#2b7bba"
 CUT_COLOR = "#d62728"
 
 
+def cut_histograms(cands: pa.Table, cut: Cut, xlabel: str) -> bytes:
+    """PNG bytes of a decided cut over its candidates (`siftline.selection.cut.candidates`)."""
+    scores = cands.column("score").to_numpy(zero_copy_only=False).astype(np.float64)
+    by_domain = {CUT_ALL: scores[~np.isnan(scores)]}
+    for name in sorted(set(cands.column("domain").to_pylist())):
+        values = scores[pc.equal(cands.column("domain"), name).to_numpy(zero_copy_only=False)]
+        by_domain[name] = values[~np.isnan(values)]
+    title = f"{cut.rule.kind} = {cut.rule.amount:g}, keep the {cut.rule.keep}"
+    return render_histograms(by_domain, _thresholds(cut, by_domain), title, all_key=CUT_ALL,
+                             xlabel=xlabel, keep=cut.rule.keep)
+
+
+def _thresholds(cut: Cut, panels: dict[str, np.ndarray]) -> dict[str, float | None]:
+    """Each panel's cut score: the last kept row's (one for all panels unless per domain)."""
+    if not cut.rule.per_domain:
+        last = cut.groups[CUT_ALL].last if CUT_ALL in cut.groups else None
+        return {name: (None if last is None else last[0]) for name in panels}
+    out: dict[str, float | None] = {CUT_ALL: None}
+    for name in panels:
+        group = cut.groups.get(name)
+        if name != CUT_ALL:
+            out[name] = None if group is None or group.last is None else group.last[0]
+    return out
+
+
 def render_histograms(scores: dict[str, np.ndarray], thresholds: dict[str, float | None],
-                      title: str, *, all_key: str = ALL) -> bytes:
+                      title: str, *, all_key: str = ALL, xlabel: str = "score",
+                      keep: str = "top") -> bytes:
     """PNG bytes: an "all domains" panel, then one per domain in sorted order, each a histogram
-    of its scores with a vertical line at its threshold (rows scoring at or above it are kept)
-    and the kept count and share in its title. A missing or None threshold draws no line.
+    of its scores with a vertical line at its threshold (rows scoring at or above it are kept;
+    at or below with `keep="bottom"`) and the kept count and share in its title. A missing or
+    None threshold draws no line.
 
     `scores[all_key]`, when present, is the all-domains panel as given; otherwise that panel
     concatenates the domains. `thresholds[all_key]` is its cut."""
@@ -49,12 +81,11 @@ def render_histograms(scores: dict[str, np.ndarray], thresholds: dict[str, float
     axes = fig.subplots(nrows, ncols, squeeze=False, gridspec_kw=_spacing(size, nrows, ncols))
     for ax, (name, values) in zip(axes.ravel(), panels, strict=False):
         label = "all domains" if name == all_key else name
-        _draw_panel(ax, label, values, thresholds.get(name), edges)
+        _draw_panel(ax, label, values, thresholds.get(name), edges, keep)
     for ax in axes.ravel()[len(panels):]:
         ax.set_visible(False)
     fig.suptitle(title, y=1 - 0.12 / size[1], va="top")
-    fig.supxlabel("color_score = prior NLL - conditional NLL (per token); dashed: the cut",
-                  y=0.08 / size[1], va="bottom", fontsize=9)
+    fig.supxlabel(f"{xlabel}; dashed: the cut", y=0.08 / size[1], va="bottom", fontsize=9)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
     return buffer.getvalue()
@@ -103,9 +134,9 @@ def _bin_edges(arrays: list[np.ndarray], cuts: list[float | None]) -> np.ndarray
 
 
 def _draw_panel(ax: Axes, label: str, values: np.ndarray, cut: float | None,
-                edges: np.ndarray) -> None:
+                edges: np.ndarray, keep: str) -> None:
     finite = values[np.isfinite(values)]
-    ax.set_title(_panel_title(label, values, cut), fontsize=9)
+    ax.set_title(_panel_title(label, values, cut, keep), fontsize=9)
     ax.tick_params(labelsize=7)
     ax.set_xlim(edges[0], edges[-1])
     if finite.size == 0:
@@ -118,12 +149,12 @@ def _draw_panel(ax: Axes, label: str, values: np.ndarray, cut: float | None,
         ax.axvline(cut, color=CUT_COLOR, linewidth=1.2, linestyle="--")
 
 
-def _panel_title(label: str, values: np.ndarray, cut: float | None) -> str:
+def _panel_title(label: str, values: np.ndarray, cut: float | None, keep: str) -> str:
     if len(label) > MAX_LABEL:  # a long domain name must not run into the next panel
         label = label[: MAX_LABEL - 1] + "…"
     n = int(values.size)
     if cut is None:
         return f"{label}: {n:,} docs"
-    kept = int(np.count_nonzero(values >= cut))
+    kept = int(np.count_nonzero(values >= cut if keep == "top" else values <= cut))
     share = kept / n if n else 0.0
     return f"{label}: kept {kept:,} of {n:,} ({share:.1%})"

@@ -1,0 +1,127 @@
+"""`siftline select OUT`: re-decide drop reasons from `OUT/scored/` without re-scoring.
+
+Every enabled stage's rule is applied again to the persisted columns, and every cut decided
+again from the persisted scores (`job/cuts.py`, reading scored parts instead of staged ones);
+the text of the kept rows is re-read from the unchanged inputs (`siftline.outputs`). Each part
+is rewritten atomically and the whole command is idempotent, so an interrupted re-selection is
+finished by running it again.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import partial
+from typing import Any
+
+from siftline.config import PipelineConfig
+from siftline.errors import ConfigError
+from siftline.executors import Executor, make_executor
+from siftline.executors.base import Progress
+from siftline.io.readers import Split
+from siftline.io.storage import Storage
+from siftline.io.writers import read_json, write_json
+from siftline.job.cuts import decide_cuts, stage_stats
+from siftline.job.finalize import finalize_table
+from siftline.job.report import build_manifest, build_stats
+from siftline.layout import Layout
+from siftline.mixture.report import run_mixture
+from siftline.outputs import load_finished_manifest, part_with_text, read_scored, scored_schema
+from siftline.selection.cut import Cut
+from siftline.stages.registry import enabled_specs
+from siftline.stages.spec import StageSpec
+
+
+def check_scores_present(specs: list[StageSpec], layout: Layout, storage: Storage,
+                         parts: int) -> None:
+    """Re-selection by a stage needs the columns the run persisted for it."""
+    if not parts:
+        return
+    schema = scored_schema(layout, storage, 0)
+    empty = schema.empty_table()
+    missing = [spec.name for spec in specs
+               if (spec.cut is not None and spec.cut.column not in schema.names)
+               or (spec.drops is not None and spec.drops(empty) is None)]
+    if missing:
+        raise ConfigError(f"{layout.root}: the run has no scores for {', '.join(missing)} "
+                          "(its scored/ parts lack their columns); run the job with them")
+
+
+def reselect(output: str, config: PipelineConfig, progress: Progress | None = None
+             ) -> dict[str, Any]:
+    """Re-run selection for every part with `config`'s rules; returns the new stats."""
+    storage = Storage(config.storage.s3)
+    layout = Layout.for_output(output)
+    manifest = load_finished_manifest(output, storage)
+    specs = enabled_specs(config)
+    splits = [Split(**s) for s in manifest["splits"]]
+    check_scores_present(specs, layout, storage, len(splits))
+    previous = read_json(storage, layout.stats)
+    manifest["status"] = "selecting"
+    write_json(storage, layout.manifest, manifest)
+    plan = {"splits": manifest["splits"], "buckets": manifest["buckets"]}
+    map_records = manifest["split_records"]
+    timings: dict[str, float] = {}
+    with make_executor(config.executor) as executor:
+        cuts = _cuts(specs, config, executor, layout, storage, len(splits), timings)
+        start = time.perf_counter()
+        task = partial(_reselect_part, config, specs, layout, storage, cuts)
+        final_records = executor.map(task, splits, progress=progress)
+        timings["select+write"] = time.perf_counter() - start
+        peak = executor.take_peak_rss_mb()
+        mixture = _mixture(config, layout, storage, executor, final_records, timings)
+    peaks = {"select+write": peak} if peak is not None else None
+    stats = build_stats(map_records, final_records, timings, peaks)
+    prepared = {spec.name: {k: v for k, v in previous.get(spec.name, {}).items() if k != "cut"}
+                for spec in specs}
+    stats.update(stage_stats(specs, prepared, cuts))
+    if mixture is not None:
+        stats["mixture"] = mixture
+    new_manifest = build_manifest(config, plan, map_records, final_records, "complete")
+    write_json(storage, layout.stats, stats)
+    write_json(storage, layout.manifest, new_manifest)
+    return stats
+
+
+def _cuts(specs: list[StageSpec], config: PipelineConfig, executor: Executor, layout: Layout,
+          storage: Storage, parts: int, timings: dict[str, float]) -> dict[str, Cut]:
+    """Every cut for the new rules, from the persisted scores alone."""
+
+    @contextmanager
+    def timed(name: str, total: int) -> Iterator[None]:
+        start = time.perf_counter()
+        yield None
+        timings[name] = time.perf_counter() - start
+
+    storage.delete(layout.work, recursive=True)  # no cut of an earlier selection is reused
+    cuts = decide_cuts(specs, config, executor, layout, storage, parts,
+                       partial(read_scored, layout, storage), timed)
+    storage.delete(layout.work, recursive=True)
+    return cuts
+
+
+def _reselect_part(config: PipelineConfig, specs: list[StageSpec], layout: Layout,
+                   storage: Storage, cuts: dict[str, Cut], split: Split) -> dict[str, Any]:
+    table = part_with_text(split, config, layout, storage)
+    before = {f.rsplit("/", 1)[-1] for f in storage.glob(layout.data_glob(split.index))}
+    record = finalize_table(table, split.index, config, specs, layout, storage, cuts)
+    after = {d["path"].rsplit("/", 1)[-1] for d in record["data"]}
+    for stale in sorted(before - after):
+        storage.delete(layout.path(f"data/{stale}"))
+    return record
+
+
+def _mixture(config: PipelineConfig, layout: Layout, storage: Storage, executor: Executor,
+             final_records: list[dict[str, Any]], timings: dict[str, float]
+             ) -> dict[str, Any] | None:
+    """weights.json again for the new kept data (siftline.mixture); mixed shards drawn from
+    the old data are removed."""
+    storage.delete(layout.path("mix"), recursive=True)
+    if not config.mixture.enabled:
+        return None
+    start = time.perf_counter()
+    entry = run_mixture(config, layout, storage, executor, final_records)
+    storage.delete(layout.work, recursive=True)
+    timings["weights"] = time.perf_counter() - start
+    return entry
