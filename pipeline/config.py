@@ -10,7 +10,6 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
-import re
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -19,53 +18,34 @@ from pydantic import (
     BaseModel,
     ByteSize,
     Field,
-    SecretStr,
     ValidationError,
     field_validator,
     model_validator,
 )
 
+from siftline.color.config import ColorFilterConfig, ColorTrainConfig, TargetConfig
 from siftline.errors import ConfigError
+from siftline.io.config import FieldMap, InputConfig, S3Config, StorageConfig
 from siftline.lm.config import ModelConfig, SampleConfig, ScoreConfig, TrainConfig
 from siftline.mixture.config import MixtureConfig
 from siftline.preselect.config import PreselectConfig
 from siftline.sections import Section as _Section
+from siftline.stages.config import (
+    CustomStageConfig,
+    CutConfig,
+    ExactDedupeConfig,
+    NearDedupeConfig,
+)
 
+__all__ = [  # the sections live beside the code they configure; this is the whole model
+    "ColorFilterConfig", "ColorTrainConfig", "ConfigError", "CustomStageConfig", "CutConfig",
+    "EvalConfig", "ExactDedupeConfig", "ExecutorConfig", "FieldMap", "InputConfig",
+    "LMOutputConfig", "MixtureConfig", "ModelConfig", "NearDedupeConfig", "OutputConfig",
+    "PipelineConfig", "PreselectConfig", "S3Config", "SampleConfig", "ScoreConfig",
+    "StagesConfig", "StorageConfig", "TargetConfig", "TrainConfig", "TrainJobConfig",
+    "apply_overrides", "builtin_stage_names", "load_config", "only_stages", "parse_set_options",
+]
 M = TypeVar("M", bound=BaseModel)
-STAGE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
-
-
-class FieldMap(_Section):
-    """Where the document model's columns come from in the source records."""
-
-    text: str = "text"
-    id: str = "id"
-    domain: str = Field("domain", description="A field or a dotted path such as metadata.domain.")
-    domain_from_path: str | None = Field(
-        None, description="Regex over the file path; its first group (or whole match) is the domain"
-    )
-
-    @field_validator("domain_from_path")
-    @classmethod
-    def _compiles(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"not a valid regular expression: {exc}") from exc
-        return value
-
-
-class InputConfig(_Section):
-    paths: list[str] = Field(default_factory=lambda: ["demo://stdlib"], min_length=1)
-    format: Literal["auto", "jsonl", "parquet", "hf"] = "auto"
-    fields: FieldMap = Field(default_factory=FieldMap)
-    split_bytes: ByteSize = Field(ByteSize(64_000_000), gt=0)
-    max_doc_bytes: ByteSize = Field(ByteSize(1_000_000), gt=0)
-    batch_bytes: ByteSize = Field(ByteSize(16 << 20), gt=0, description="Text per batch that "
-                                  "a worker reads and scores at once (JSON Lines; Parquet and "
-                                  "Arrow read 8192 rows): bounds its memory, and is how much "
-                                  "a lost model-scoring worker redoes.")
 
 
 class OutputConfig(_Section):
@@ -73,25 +53,6 @@ class OutputConfig(_Section):
     shard_bytes: ByteSize = Field(ByteSize(256_000_000), gt=0)
     compression: Literal["zstd", "snappy", "lz4", "gzip", "none"] = "zstd"
     work_dir: str | None = Field(None, description="Scratch space; default OUTPUT/_work.")
-
-
-class S3Config(_Section):
-    endpoint_url: str | None = None
-    region: str | None = None
-    access_key_id: SecretStr | None = None
-    secret_access_key: SecretStr | None = None
-    session_token: SecretStr | None = None
-    anon: bool = False
-    max_attempts: int = Field(6, ge=1, le=20, description="Tries per S3 request (botocore: "
-                              "exponential backoff with full jitter on 5xx, throttling and "
-                              "connection errors) and per streamed body read (s3fs).")
-    retry_mode: Literal["standard", "adaptive"] = Field("standard", description="botocore's "
-                                                        "retry mode; adaptive also rate-limits "
-                                                        "the client after throttling.")
-
-
-class StorageConfig(_Section):
-    s3: S3Config = Field(default_factory=S3Config)
 
 
 class ExecutorConfig(_Section):
@@ -109,174 +70,6 @@ class ExecutorConfig(_Section):
                              "joined with ray_address sets its own (ray start "
                              "--object-store-memory)")
         return self
-
-
-class ExactDedupeConfig(_Section):
-    enabled: bool = True
-    partitions: int | None = Field(None, ge=1, description="Shuffle partitions; default by size.")
-
-
-class NearDedupeConfig(_Section):
-    """MinHash LSH near-duplicate removal; bands x rows default to the optimum for `threshold`."""
-
-    enabled: bool = False
-    ngram: int = Field(5, ge=1)
-    char: bool = Field(False, description="Character n-grams instead of word n-grams.")
-    num_perm: int = Field(128, ge=2, le=1024)
-    seed: int = Field(1, ge=0)
-    threshold: float = Field(0.8, gt=0.0, lt=1.0)
-    bands: int | None = Field(None, ge=1)
-    rows: int | None = Field(None, ge=1)
-    keep_signatures: bool = Field(False, description="Also write the `minhash` column to scored/.")
-
-    @model_validator(mode="after")
-    def _bands_fit(self) -> NearDedupeConfig:
-        if (self.bands is None) != (self.rows is None):
-            raise ValueError("give both bands and rows, or neither (chosen from threshold)")
-        if self.bands is not None and self.bands * self.rows > self.num_perm:
-            raise ValueError(f"bands x rows = {self.bands * self.rows} exceeds num_perm")
-        return self
-
-    def band_shape(self) -> tuple[int, int]:
-        if self.bands is not None and self.rows is not None:
-            return self.bands, self.rows
-        from siftline.dedupe.lsh import optimal_params
-
-        return optimal_params(self.threshold, self.num_perm)
-
-
-class TargetConfig(_Section):
-    """CoLoR-Filter's target text: what the conditional model is fine-tuned on."""
-
-    paths: list[str] = Field(default_factory=list, description="Eval-set JSON Lines "
-                             "({query, choices, gold}), text files, or any siftline input.")
-    format: Literal["auto", "eval", "text", "jsonl", "input"] = "auto"
-    fields: FieldMap = Field(default_factory=FieldMap, description="For format jsonl/input.")
-    template: str | None = Field(None, description="A str.format template over each record's "
-                                 "fields, e.g. '{question} {answer}'.")
-    domain: str | None = Field(None, description="Use held-out documents of this domain of "
-                               "the corpus itself (no paths needed).")
-    holdout_fraction: float = Field(0.1, gt=0, lt=1, description="Share of `domain` held out.")
-    max_bytes: ByteSize | None = Field(None, gt=0, description="Cap on target text.")
-    seed: int = Field(0, ge=0)
-
-    @model_validator(mode="after")
-    def _one_source(self) -> TargetConfig:
-        if bool(self.paths) == bool(self.domain):
-            raise ValueError("give the target as paths or as a corpus domain, not both/neither")
-        return self
-
-
-class ColorTrainConfig(_Section):
-    """How the auxiliary models are trained when no model folders are given (paper's recipe:
-    prior on a random corpus sample, conditional = prior fine-tuned ~1 epoch on the target with
-    a fresh optimizer), scaled down by default to run on a CPU."""
-
-    model: ModelConfig = Field(default_factory=lambda: ModelConfig(preset="tiny"))
-    sample: SampleConfig = Field(default_factory=lambda: SampleConfig(max_bytes=2_000_000))
-    prior: TrainConfig = Field(default_factory=lambda: TrainConfig(tokens=400_000))
-    conditional: TrainConfig = Field(default_factory=lambda: TrainConfig(
-        epochs=1.0, lr=3e-4, warmup_fraction=0.1))
-
-
-class ColorFilterConfig(_Section):
-    """CoLoR-Filter: score = mean NLL under the prior - mean NLL under the conditional model;
-    keep the top 1/tau (or a token/character budget), optionally per domain."""
-
-    enabled: bool = False
-    target: TargetConfig | None = None
-    prior: str | None = Field(None, description="Prior model folder (siftline or HF).")
-    conditional: str | None = Field(None, description="Conditional model folder.")
-    models_dir: str | None = Field(None, description="Where trained models go; default "
-                                   "OUTPUT/models (must be a local path).")
-    train: ColorTrainConfig = Field(default_factory=ColorTrainConfig)
-    score: ScoreConfig = Field(default_factory=lambda: ScoreConfig(threads=1))
-    tau: float | None = Field(16.0, ge=1, description="Keep the top 1/tau of candidates.")
-    budget_tokens: int | None = Field(None, ge=1, description="Keep the best rows up to this "
-                                      "many tokens (instead of tau).")
-    budget_chars: int | None = Field(None, ge=1, description="... or this many characters.")
-    per_domain: bool = Field(False, description="Apply tau or the budget within each domain "
-                             "(a budget is then split by each domain's share of candidates).")
-    gpus_per_worker: float = Field(0, ge=0, description="GPU share per scoring actor.")
-    plot: bool = Field(True, description="Write color_score histograms (PNG) beside stats.")
-
-    @model_validator(mode="after")
-    def _consistent(self) -> ColorFilterConfig:
-        if (self.prior is None) != (self.conditional is None):
-            raise ValueError("give both prior and conditional model folders, or neither")
-        if self.enabled and self.prior is None and self.target is None:
-            raise ValueError("training the conditional model needs a target")
-        rules = [r for r in ("budget_tokens", "budget_chars") if getattr(self, r) is not None]
-        if len(rules) > 1:
-            raise ValueError("give at most one of budget_tokens and budget_chars")
-        return self
-
-    def rule(self) -> tuple[str, float]:
-        """('tau', t) | ('tokens', n) | ('chars', n): the selection rule in force."""
-        if self.budget_tokens is not None:
-            return "tokens", float(self.budget_tokens)
-        if self.budget_chars is not None:
-            return "chars", float(self.budget_chars)
-        if self.tau is None:
-            raise ValueError("color_filter needs tau or a budget")
-        return "tau", float(self.tau)
-
-
-class CutConfig(_Section):
-    """A user stage's global cut by one of its columns: the top (or bottom) 1/tau of the
-    candidates, a share of their characters, or every row at or beyond a threshold; ties by id.
-    Candidates are the rows dedupe and the reading-time rules keep."""
-
-    column: str = Field(description="The column the stage adds that the cut ranks by.")
-    keep: Literal["top", "bottom"] = Field("top", description="Keep the highest or lowest.")
-    tau: float | None = Field(None, ge=1, description="Keep 1/tau of the candidates.")
-    share: float | None = Field(None, gt=0, le=1, description="Keep this share of the "
-                                "candidates' characters, best first.")
-    threshold: float | None = Field(None, description="Keep rows scoring at least this (top) "
-                                    "or at most this (bottom).")
-    per_domain: bool = Field(False, description="Apply the rule within each domain.")
-    plot: bool = Field(False, description="Draw plots/<column>.png with the cut.")
-
-    @model_validator(mode="after")
-    def _one_rule(self) -> CutConfig:
-        given = [k for k in ("tau", "share", "threshold") if getattr(self, k) is not None]
-        if len(given) != 1:
-            raise ValueError("give exactly one of tau, share and threshold "
-                             f"(got {given or 'none'})")
-        return self
-
-    def rule(self) -> tuple[str, float]:
-        kind = next(k for k in ("tau", "share", "threshold") if getattr(self, k) is not None)
-        return kind, float(getattr(self, kind))
-
-
-class CustomStageConfig(_Section):
-    """A stage from the user's own code: `callable` ("module.path:factory") is called once per
-    worker with `args` and returns a `Table -> Table` callable that adds columns."""
-
-    name: str = Field(description="The stage's name: for --stages, and its drop reason.")
-    callable: str = Field(description="module.path:factory, importable on every worker.")
-    args: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments of the "
-                                 "factory.")
-    columns: list[str] = Field(default_factory=list, description="Columns the stage adds "
-                               "(checked on every batch; the cut's column is added).")
-    cut: CutConfig | None = Field(None, description="Drop rows by one of its columns.")
-    enabled: bool = True
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        if not STAGE_NAME.match(value):
-            raise ValueError(f"{value!r}: lower-case letters, digits and _, starting with a letter")
-        return value
-
-    @field_validator("callable")
-    @classmethod
-    def _callable(cls, value: str) -> str:
-        module, sep, attr = value.partition(":")
-        if not sep or not module or not attr:
-            raise ValueError(f"{value!r}: expected module.path:factory")
-        return value
 
 
 class StagesConfig(_Section):

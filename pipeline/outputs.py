@@ -14,7 +14,8 @@ import pyarrow.parquet as pq
 
 from siftline.config import PipelineConfig
 from siftline.errors import ConfigError
-from siftline.io.readers import Split, read_split
+from siftline.io.readers import read_split
+from siftline.io.split import Split
 from siftline.io.storage import Storage
 from siftline.io.writers import read_json
 from siftline.layout import Layout
@@ -30,10 +31,11 @@ def load_finished_manifest(output: str, storage: Storage) -> dict[str, Any]:
     return manifest
 
 
-def read_scored(layout: Layout, storage: Storage, part: int) -> pa.Table:
+def read_scored(layout: Layout, storage: Storage, part: int,
+                columns: list[str] | None = None) -> pa.Table:
     """A part's scored rows: ids, score columns, drop_reason (no text)."""
     with storage.open(layout.path(layout.scored_rel(part))) as handle:
-        return pq.read_table(handle)
+        return pq.read_table(handle, columns=columns)
 
 
 def scored_schema(layout: Layout, storage: Storage, part: int) -> pa.Schema:

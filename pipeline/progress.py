@@ -27,7 +27,7 @@ class SilentReporter:
 
 
 class JobTrainProgress:
-    """A trainer's hooks (`siftline.lm.train.TrainProgress`) drawn as the job reporter's bars."""
+    """A trainer's hooks (`siftline.lm.loop.TrainProgress`) drawn as the job reporter's bars."""
 
     def __init__(self, name: str, reporter: Reporter) -> None:
         self.name, self.reporter = name, reporter

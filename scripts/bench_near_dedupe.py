@@ -292,8 +292,9 @@ def report(meta: dict[str, Any], sig: dict[str, Any], job: dict[str, Any],
            recall: dict[str, float], args: argparse.Namespace) -> str:
     """Three tables: the job, its phases, and the in-process signatures with bytes per doc."""
     from siftline.config import NearDedupeConfig
+    from siftline.stages.near_dedupe import band_shape
 
-    b, r = NearDedupeConfig().band_shape()
+    b, r = band_shape(NearDedupeConfig())
     jac, n, secs, per, s = (np.array(meta["jaccard_sample"]), meta["docs"], job["seconds"],
                             sig["per_doc"], sig["docs"])
     mb = lambda x: f"{x / MB:,.0f}"  # noqa: E731

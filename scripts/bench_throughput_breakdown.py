@@ -80,10 +80,11 @@ def per_file(path: Path, scratch: Path, repeats: int) -> dict[str, float]:
     import pyarrow.json as pj
     import pyarrow.parquet as pq
 
+    from siftline.io.inputs import plan_splits
     from siftline.io.jsonl import iter_blocks
     from siftline.io.jsonl_compiled import CompiledJsonl
     from siftline.io.jsonl_fast import FastJsonl
-    from siftline.io.readers import plan_splits, read_split
+    from siftline.io.readers import read_split
     from siftline.io.storage import Storage
     from siftline.io.writers import parquet_bytes, write_table_ipc
     from siftline.job.finalize import DATA_COLUMNS

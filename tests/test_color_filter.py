@@ -178,3 +178,27 @@ def test_method_selects_the_target_domain_and_reselects_without_scoring(tmp_path
     assert again.stats["kept"] == kept
     after = (tmp_path / "out" / "models" / "prior" / "train_result.json").stat().st_mtime_ns
     assert after == trained
+
+
+@pytest.mark.slow
+def test_target_option_replaces_the_configured_target(tmp_path: Path) -> None:
+    """`siftline run --target FILE` (issue #5's promise): the conditional model is fine-tuned
+    on that file's paragraphs instead of the config's held-out domain."""
+    from typer.testing import CliRunner
+
+    from siftline.cli.main import app
+    from siftline.color.target import target_fingerprint
+
+    corpus = _mixture(tmp_path / "in")
+    target = tmp_path / "target.txt"
+    paragraphs = [" ".join(WORDS_A[i:] + WORDS_A[:i]) for i in range(3)]
+    target.write_text("\n\n".join(paragraphs) + "\n")
+    config = tmp_path / "job.yaml"
+    config.write_text(json.dumps(_trained_models_config(corpus, tmp_path / "out", tau=4)))
+    result = CliRunner().invoke(app, ["run", str(config), "--target", str(target), "--json"])
+    assert result.exit_code == 0, result.output
+    models = json.loads(result.stdout)["stats"]["color_filter"]["models"]
+    assert models["target_texts"] == 3
+    assert models["target_sha256"] == target_fingerprint(paragraphs)
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["config"]["stages"]["color_filter"]["target"]["paths"] == [str(target)]

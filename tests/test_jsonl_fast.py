@@ -20,8 +20,8 @@ import pyarrow as pa
 import pytest
 
 from siftline.config import FieldMap, InputConfig
+from siftline.io import inputs, jsonl_compiled, jsonl_fast, readers
 from siftline.io import jsonl as jsonl_mod
-from siftline.io import jsonl_compiled, jsonl_fast, readers
 from siftline.io.jsonl import iter_blocks, iter_lines
 from siftline.io.jsonl_compiled import CompiledJsonl
 from siftline.io.jsonl_fast import FastJsonl, Rows
@@ -141,7 +141,7 @@ def _read(path: Path, fields: FieldMap, split_bytes: int, fast: bool) -> list[tu
     out = []
     readers.JSONL_FAST = fast
     try:
-        for split in readers.plan_splits(config, storage, [str(path)]):
+        for split in inputs.plan_splits(config, storage, [str(path)]):
             batches = list(readers.read_split(split, config, storage))
             table = pa.concat_tables([b.table for b in batches]) if batches else None
             assert table is None or table.schema == readers.BASE_SCHEMA

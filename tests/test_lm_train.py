@@ -34,15 +34,8 @@ from siftline.lm.data import (
     sample_documents,
     split_holdout,
 )
-from siftline.lm.train import (
-    StepInfo,
-    TrainProgress,
-    evaluate,
-    lr_at,
-    resolve_model,
-    train_lm,
-    train_lm_on_texts,
-)
+from siftline.lm.loop import StepInfo, TrainProgress, evaluate, lr_at
+from siftline.lm.train import resolve_model, train_lm, train_lm_on_texts
 from siftline.lm.train_state import RunFolder
 
 MODEL: dict[str, Any] = {"preset": "tiny", "vocab_size": 300, "d_model": 32, "n_heads": 2,

@@ -34,7 +34,7 @@ from siftline.dedupe import (
 )
 from siftline.errors import ConfigError
 from siftline.job.runner import run
-from siftline.stages.near_dedupe import MinHashBands
+from siftline.stages.near_dedupe import MinHashBands, band_shape
 
 NEAR = {"stages.near_dedupe.enabled": True}
 HIGH, LOW = 0.9, 0.5  # the acceptance levels: recall at J >= HIGH, false merges at J <= LOW
@@ -116,7 +116,7 @@ def band_components(ids: list[str], texts: list[str], active: list[bool],
     """Smallest id of each in-play row's LSH component (rows linked when they share a band,
     compared value by value, not through the pipeline's band keys); own id for others."""
     config = config or NearDedupeConfig()
-    bands, rows = config.band_shape()
+    bands, rows = band_shape(config)
     sigs = minhash_signatures(texts, config.num_perm, config.seed, config.ngram, char=config.char)
     parent = list(range(len(ids)))
 
@@ -228,7 +228,7 @@ def mutation_chain(rng: random.Random, vocab: list[str], n: int, edits: int) -> 
 
 
 def shares_band(a: str, b: str) -> bool:
-    keys = band_keys(minhash_signatures([a, b]), *NearDedupeConfig().band_shape())
+    keys = band_keys(minhash_signatures([a, b]), *band_shape(NearDedupeConfig()))
     return bool(set(keys[0].tolist()) & set(keys[1].tolist()))
 
 
@@ -374,7 +374,7 @@ def test_keep_signatures_writes_datasketch_equal_minhashes(
         assert row == m.hashvalues.tolist(), doc_id
 
     lsh = datasketch.MinHashLSH(threshold=0.8, num_perm=128)
-    assert (lsh.b, lsh.r) == NearDedupeConfig().band_shape()
+    assert (lsh.b, lsh.r) == band_shape(NearDedupeConfig())
     lean = {doc_id: to_lean_minhash(row) for doc_id, row in sig.items()}
     for doc_id, m in lean.items():
         lsh.insert(doc_id, m)
@@ -441,7 +441,7 @@ def test_stage_on_a_list_of_dicts() -> None:
              "short", "x" * 50]
     table = MinHashBands(config)([{"text": t} for t in texts])
     assert table.num_rows == len(texts)
-    bands, _ = config.band_shape()
+    bands, _ = band_shape(config)
     assert table.schema.field("near_bands").type == pa.list_(pa.uint64(), bands)
     assert table.schema.field("minhash").type == pa.list_(pa.uint32(), config.num_perm)
     sigs = np.array(table.column("minhash").to_pylist(), np.uint32)
@@ -473,7 +473,7 @@ def test_bad_near_dedupe_config_names_the_section(overrides: dict[str, Any]) -> 
 def test_good_near_dedupe_config() -> None:
     config = load_config(None, {"stages.near_dedupe.bands": 16, "stages.near_dedupe.rows": 8,
                                 "stages.near_dedupe.enabled": True})
-    assert config.stages.near_dedupe.band_shape() == (16, 8)
+    assert band_shape(config.stages.near_dedupe) == (16, 8)
     assert "near_dedupe" in config.stages.enabled()
-    assert NearDedupeConfig().band_shape() == (9, 13)
+    assert band_shape(NearDedupeConfig()) == (9, 13)
     assert "near_dedupe" not in load_config(None, {}).stages.enabled()

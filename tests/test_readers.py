@@ -20,8 +20,8 @@ from helpers import (
 
 from siftline import ConfigError
 from siftline.io import jsonl as jsonl_mod
+from siftline.io.inputs import expand_inputs
 from siftline.io.jsonl import iter_lines
-from siftline.io.readers import expand_inputs
 from siftline.io.storage import Storage
 
 

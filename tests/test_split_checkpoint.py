@@ -26,7 +26,7 @@ import pytest
 from helpers import tree_bytes, without_measurements, write_jsonl
 
 from siftline.config import load_config
-from siftline.io import readers
+from siftline.io import inputs, readers
 from siftline.io.storage import Storage
 from siftline.job.runner import run
 from siftline.job.split_checkpoint import wants_checkpoints
@@ -132,7 +132,7 @@ def _batches(corpus: Path, fast: bool, patch: pytest.MonkeyPatch) -> list[list[s
     config = load_config(_config(corpus, ("p", "c"))).input
     patch.setattr(readers, "JSONL_FAST", fast)
     storage = Storage()
-    (split,) = readers.plan_splits(config, storage, [str(corpus)])
+    (split,) = inputs.plan_splits(config, storage, [str(corpus)])
     return [b.table.column("id").to_pylist() for b in readers.read_split(split, config, storage)]
 
 

@@ -11,6 +11,8 @@ from typing import Annotated, Any
 
 import typer
 
+from siftline.cli.common import err, fail
+
 OutArg = Annotated[str, typer.Argument(help="A finished run's output folder.")]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
 QuietFlag = Annotated[bool, typer.Option("--quiet", help="No tables.")]
@@ -38,12 +40,11 @@ def weights_command(
     quiet: QuietFlag = False, as_json: JsonFlag = False,
 ) -> None:
     """Compute domain sampling weights for a finished run and write OUT/weights.json."""
-    from siftline.cli.main import _fail, err
     from siftline.cli.mixture_render import warnings_text, weights_table
     from siftline.config import load_config, parse_set_options
     from siftline.errors import ConfigError
     from siftline.io.storage import Storage
-    from siftline.mixture.report import reweigh
+    from siftline.job.reweigh import reweigh
     from siftline.outputs import load_finished_manifest
 
     try:
@@ -59,7 +60,7 @@ def weights_command(
         cfg = load_config({"mixture": base}, overrides).mixture
         doc = reweigh(output, cfg, storage)
     except ConfigError as exc:
-        _fail(exc)
+        fail(exc)
     if as_json:
         print(json.dumps(doc, indent=2))
     elif not quiet:
@@ -84,7 +85,6 @@ def mix_command(
     """Write OUT/mix/phase-K/ shards drawn from the kept data by phase K's weights."""
     from pydantic import ByteSize, TypeAdapter, ValidationError
 
-    from siftline.cli.main import _fail, err
     from siftline.cli.mixture_render import mix_table
     from siftline.errors import ConfigError
     from siftline.io.storage import Storage
@@ -102,7 +102,7 @@ def mix_command(
         manifests = write_mix(output, Storage(), phase or None, seed=seed, tokens=budget,
                               shard_bytes=size)
     except ConfigError as exc:
-        _fail(exc)
+        fail(exc)
     if as_json:
         print(json.dumps(manifests, indent=2))
     elif not quiet:

@@ -15,7 +15,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from siftline.lm.train import StepInfo, TrainProgress, TrainResult
+from siftline.lm.loop import StepInfo, TrainProgress, TrainResult
 
 
 class RichTrainProgress(TrainProgress):

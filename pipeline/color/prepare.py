@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from siftline.color.target import load_target_texts, target_fingerprint
 from siftline.config import PipelineConfig, TrainJobConfig
 from siftline.errors import ConfigError
 from siftline.io.storage import Storage, is_remote, join
@@ -48,7 +49,6 @@ def prepare_models(config: PipelineConfig, storage: Storage, reporter: Reporter,
     prior_dir, cond_dir = model_dirs(config)
     if cfg.prior is not None:
         return {"models": {"prior": prior_dir, "conditional": cond_dir, "trained": False}}
-    from siftline.color.target import load_target_texts, target_fingerprint
     from siftline.lm.train import train_lm, train_lm_on_texts
     from siftline.lm.train_state import train_or_reuse
 

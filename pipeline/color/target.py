@@ -24,15 +24,16 @@ import pyarrow.compute as pc
 from siftline.config import InputConfig, TargetConfig
 from siftline.errors import ConfigError, InputError
 from siftline.io.corpus import corpus_tables
-from siftline.io.jsonl import MAX_LINE_BYTES, iter_lines, lookup
-from siftline.io.readers import (
-    COMPRESSIONS,
+from siftline.io.inputs import (
     JSONL_SUFFIXES,
     check_inputs_reachable,
     expand_inputs,
+    hidden,
     plan_splits,
-    read_split,
+    split_codec,
 )
+from siftline.io.jsonl import MAX_LINE_BYTES, iter_lines, lookup
+from siftline.io.readers import read_split
 from siftline.io.storage import Storage, join
 
 TEXT_SUFFIXES = (".txt", ".md", ".markdown", ".text")
@@ -40,7 +41,6 @@ COLUMNAR_SUFFIXES = (".parquet", ".arrow")
 EVAL_KEYS = ("query", "choices", "gold")
 HF_MARKERS = ("dataset_dict.json", "state.json")
 WHOLE_FILE = 1 << 62  # split_bytes that keeps every file in one split (so rejects carry lines)
-QUOTES = "'\""  # a KeyError's message comes quoted
 TARGET_PURPOSE = "target"  # unit_hash purpose: independent of the LM sample and its hold-out
 
 
@@ -101,7 +101,7 @@ def _expand_one(path: str, storage: Storage) -> list[str]:
         raise ConfigError(f"target.paths: {path}: a demo corpus is not a target file; hold out "
                           "part of the corpus with target.domain instead")
     if any(ch in path for ch in "*?["):
-        matched = [m for m in storage.glob(path) if not _hidden(m) and not storage.isdir(m)]
+        matched = [m for m in storage.glob(path) if not hidden(m) and not storage.isdir(m)]
         if not matched:
             raise ConfigError(f"target.paths: {path}: the pattern matches no file")
         return matched
@@ -118,30 +118,16 @@ def _expand_folder(path: str, storage: Storage) -> list[str]:
             return expand_inputs([path], storage)
         except InputError as exc:
             raise ConfigError(f"target.paths: {exc}") from None
-    found = [uri for uri in storage.find(path) if not _hidden(uri) and auto_kind(uri)]
+    found = [uri for uri in storage.find(path) if not hidden(uri) and auto_kind(uri)]
     if not found:
         known = ", ".join(TEXT_SUFFIXES + JSONL_SUFFIXES + COLUMNAR_SUFFIXES)
         raise ConfigError(f"target.paths: {path}: the folder holds no target file ({known})")
     return found
 
 
-def _hidden(uri: str) -> bool:
-    """Dotfiles and `_`-prefixed files (markers, temporaries) are never inputs."""
-    return uri.rsplit("/", 1)[-1].startswith((".", "_"))
-
-
-def _name_and_codec(uri: str) -> tuple[str, str | None]:
-    """The lower-case file name without its compression suffix, and that compression."""
-    name = uri.rsplit("/", 1)[-1].lower()
-    for suffix, codec in COMPRESSIONS.items():
-        if name.endswith(suffix):
-            return name[: -len(suffix)], codec
-    return name, None
-
-
 def auto_kind(uri: str) -> str | None:
     """text | records | input, from the file name; None for a file that is not a target."""
-    name, codec = _name_and_codec(uri)
+    name, codec = split_codec(uri)
     if name.endswith(TEXT_SUFFIXES):
         return "text"
     if name.endswith(JSONL_SUFFIXES):
@@ -169,7 +155,7 @@ def _file_texts(uri: str, target: TargetConfig, storage: Storage) -> list[str]:
 
 def _text_paragraphs(uri: str, storage: Storage) -> list[str]:
     """Plain text, one target text per paragraph (blank-line separated), stripped."""
-    with storage.open(uri, "rb", compression=_name_and_codec(uri)[1]) as stream:
+    with storage.open(uri, "rb", compression=split_codec(uri)[1]) as stream:
         data = stream.read()
     try:
         text = data.decode("utf-8")
@@ -203,8 +189,8 @@ def _input_texts(uri: str, target: TargetConfig, storage: Storage) -> list[str]:
                              else f"byte {reject.byte_offset}")
                     raise ConfigError(f"target {reject.source}, {where}: {reject.error}")
                 texts += [t for t in batch.table.column("text").to_pylist() if t.strip()]
-    except (InputError, KeyError) as exc:
-        raise ConfigError(f"target {str(exc).strip(QUOTES)}") from None
+    except InputError as exc:
+        raise ConfigError(f"target {exc}") from None
     return texts
 
 
@@ -236,7 +222,7 @@ def _plain_mode(target: TargetConfig) -> str:
 
 def read_records(uri: str, storage: Storage) -> Iterator[tuple[int, dict[str, Any]]]:
     """(1-based line, record) for every non-blank line; a bad line is an error, not skipped."""
-    with storage.open(uri, "rb", compression=_name_and_codec(uri)[1]) as stream:
+    with storage.open(uri, "rb", compression=split_codec(uri)[1]) as stream:
         for line, (_, raw) in enumerate(iter_lines(stream, 0, None), 1):
             if raw is None:
                 _fail(uri, line, None, f"line longer than {MAX_LINE_BYTES:,} bytes")

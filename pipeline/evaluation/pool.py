@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 
 from siftline.color.target import is_held_out
 from siftline.config import PipelineConfig, TargetConfig
-from siftline.io.readers import Split
+from siftline.io.split import Split
 from siftline.io.storage import Storage
 from siftline.layout import Layout
 from siftline.outputs import load_finished_manifest, part_with_text

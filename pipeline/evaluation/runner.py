@@ -30,10 +30,11 @@ from siftline.evaluation.pool import load_pool
 from siftline.io.corpus import corpus_tables
 from siftline.io.storage import Storage
 from siftline.lm.checkpoint import read_model_config, save_model
+from siftline.lm.loop import TrainProgress
 from siftline.lm.model import CausalLM
 from siftline.lm.scorer import DocumentScorer
 from siftline.lm.tokenizer import Tokenizer, train_tokenizer
-from siftline.lm.train import TrainProgress, train_lm_on_texts
+from siftline.lm.train import train_lm_on_texts
 from siftline.preselect.config import EvalSetConfig
 from siftline.preselect.evaluate import EvalSet, evaluate_scorer, load_eval_set
 

@@ -8,7 +8,6 @@ to `source:row`, the row counted from the start of the file.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -16,11 +15,10 @@ import pyarrow.parquet as pq
 
 from siftline.config import FieldMap, InputConfig
 from siftline.documents import BASE_SCHEMA, UNKNOWN_DOMAIN
+from siftline.errors import InputError
 from siftline.io.jsonl import Reject
+from siftline.io.split import Split, SplitBatch
 from siftline.io.storage import Storage, is_remote
-
-if TYPE_CHECKING:
-    from siftline.io.readers import Split, SplitBatch
 
 BATCH_ROWS = 8192
 
@@ -83,7 +81,7 @@ def wanted_columns(schema: pa.Schema, fields: FieldMap, uri: str) -> list[str]:
     names = schema.names
     top = fields.text.split(".")[0]
     if top not in names:
-        raise KeyError(f"{uri}: no text column {fields.text!r} (columns: {sorted(names)})")
+        raise InputError(f"{uri}: no text column {fields.text!r} (columns: {sorted(names)})")
     wanted = [top]
     for key in (fields.id, fields.domain):
         top = key.split(".")[0]
@@ -114,8 +112,6 @@ def _is_text(array: pa.Array) -> bool:
 def _to_documents(
     batch: pa.RecordBatch, source: str, first_row: int, fields: FieldMap, path_domain: str | None
 ) -> SplitBatch:
-    from siftline.io.readers import SplitBatch
-
     n = batch.num_rows
     errors: list[str | None] = [None] * n
     text = _get(batch, fields.text)

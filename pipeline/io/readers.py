@@ -1,17 +1,11 @@
-"""Input planning and reading: URIs -> ordered splits -> document batches plus rejects.
-
-A *split* is one task's worth of input: a byte range of an uncompressed JSON Lines file, a
-whole compressed file, a run of Parquet row groups, or one Arrow file of a Hugging Face
-`save_to_disk` folder. The plan is a pure function of the inputs, so a resumed run sees the
-same splits with the same indices, which name every output file.
+"""Reading a split (`siftline.io.split`, planned by `siftline.io.inputs`): document batches of
+about `input.batch_bytes` of text, plus the records quarantined on the way.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass
 
 import numpy as np
 import pyarrow as pa
@@ -19,147 +13,14 @@ import pyarrow.compute as pc
 
 from siftline.config import InputConfig
 from siftline.documents import BASE_SCHEMA, UNKNOWN_DOMAIN, make_table
-from siftline.errors import InputError
+from siftline.io.columnar import read_columnar
 from siftline.io.jsonl import Reject, iter_blocks, iter_lines, line_result
 from siftline.io.jsonl_compiled import CompiledJsonl
 from siftline.io.jsonl_fast import FastJsonl, Rows, SlowLine
-from siftline.io.storage import Storage, is_remote, join
+from siftline.io.split import Split, SplitBatch
+from siftline.io.storage import Storage
 
 JSONL_FAST = True  # read JSON Lines a block at a time (compiled parser or pyarrow; False: by line)
-JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
-COMPRESSIONS = {".gz": "gzip", ".zst": "zstd", ".zstd": "zstd"}
-
-
-@dataclass(frozen=True)
-class Split:
-    index: int
-    uri: str
-    format: str  # jsonl | parquet | arrow
-    compression: str | None
-    start: int  # byte offset (jsonl) or first row group (parquet); 0 for arrow
-    end: int | None  # exclusive; None = to the end
-    file_size: int
-    fingerprint: str  # size + modification stamp, to notice inputs that changed under a run
-
-    def to_dict(self) -> dict[str, object]:
-        return asdict(self)
-
-
-@dataclass
-class SplitBatch:
-    table: pa.Table  # id, text, domain, source
-    rejects: list[Reject]
-
-
-# -- planning ----------------------------------------------------------------------------------
-def detect_format(uri: str) -> tuple[str, str | None]:
-    name = uri.rsplit("/", 1)[-1].lower()
-    compression = None
-    for suffix, codec in COMPRESSIONS.items():
-        if name.endswith(suffix):
-            compression, name = codec, name[: -len(suffix)]
-            break
-    if name.endswith(JSONL_SUFFIXES):
-        return "jsonl", compression
-    if name.endswith(".parquet") and compression is None:
-        return "parquet", None
-    if name.endswith(".arrow") and compression is None:
-        return "arrow", None
-    raise InputError(f"{uri}: unknown input format (expected .jsonl[.gz|.zst], .parquet, .arrow)")
-
-
-def expand_inputs(paths: list[str], storage: Storage) -> list[str]:
-    """Resolve globs, folders and Hugging Face `save_to_disk` folders to a sorted file list."""
-    files: list[str] = []
-    for path in paths:
-        if any(ch in path for ch in "*?["):
-            matched = [m for m in storage.glob(path) if not _hidden(m) and not storage.isdir(m)]
-            if not matched:
-                raise InputError(f"input {path}: the pattern matches no file")
-            files.extend(matched)
-        elif storage.isdir(path):
-            files.extend(_expand_folder(path, storage))
-        elif storage.exists(path):
-            files.append(path)
-        else:
-            raise InputError(f"input {path}: no such file or folder")
-    seen: set[str] = set()
-    unique = [f for f in files if not (f in seen or seen.add(f))]
-    return unique
-
-
-def _expand_folder(path: str, storage: Storage) -> list[str]:
-    for marker in ("dataset_dict.json", "state.json"):
-        if storage.exists(join(path, marker)):
-            return _hf_arrow_files(path, storage)
-    found = []
-    for uri in storage.find(path):
-        if _hidden(uri):
-            continue
-        try:
-            detect_format(uri)
-        except InputError:
-            continue
-        found.append(uri)
-    if not found:
-        raise InputError(f"input {path}: the folder holds no .jsonl/.parquet/.arrow file")
-    return found
-
-
-def _hidden(uri: str) -> bool:
-    """Dotfiles and `_`-prefixed files (markers, temporaries) are never inputs."""
-    return uri.rsplit("/", 1)[-1].startswith((".", "_"))
-
-
-def _hf_arrow_files(path: str, storage: Storage) -> list[str]:
-    """The Arrow files of a `Dataset.save_to_disk` (or `DatasetDict`) folder, in order."""
-    dict_marker = join(path, "dataset_dict.json")
-    if storage.exists(dict_marker):
-        splits = json.loads(storage.read_text(dict_marker)).get("splits", [])
-        return [f for split in splits for f in _hf_arrow_files(join(path, split), storage)]
-    state = json.loads(storage.read_text(join(path, "state.json")))
-    files = [join(path, entry["filename"]) for entry in state.get("_data_files", [])]
-    if not files:
-        raise InputError(f"input {path}: state.json lists no data files")
-    return files
-
-
-def plan_splits(config: InputConfig, storage: Storage, files: list[str]) -> list[Split]:
-    splits: list[Split] = []
-    for uri in files:
-        fmt, compression = ("arrow", None) if config.format == "hf" else detect_format(uri)
-        if config.format not in ("auto", "hf") and fmt != config.format:
-            raise InputError(f"{uri}: input.format is {config.format} but the file is {fmt}")
-        info = storage.info(uri)
-        size = int(info.get("size") or 0)
-        stamp = info.get("ETag") or info.get("mtime") or info.get("LastModified") or ""
-        fingerprint = f"{size}:{stamp}"
-        for start, end in _ranges(uri, fmt, compression, size, int(config.split_bytes), storage):
-            splits.append(Split(len(splits), uri, fmt, compression, start, end, size, fingerprint))
-    return splits
-
-
-def _ranges(
-    uri: str, fmt: str, compression: str | None, size: int, split_bytes: int, storage: Storage
-) -> list[tuple[int, int | None]]:
-    if fmt == "jsonl" and compression is None and size > split_bytes:
-        starts = list(range(0, size, split_bytes))
-        return [(s, s + split_bytes if s + split_bytes < size else None) for s in starts]
-    if fmt == "parquet":
-        import pyarrow.parquet as pq
-
-        with storage.open(uri) as handle:
-            meta = pq.ParquetFile(handle).metadata
-        ranges, first, acc = [], 0, 0
-        for rg in range(meta.num_row_groups):
-            acc += meta.row_group(rg).total_byte_size
-            if acc >= split_bytes:
-                ranges.append((first, rg + 1))
-                first, acc = rg + 1, 0
-        if first < meta.num_row_groups or not ranges:
-            ranges.append((first, None))
-        return ranges
-    return [(0, None)]
 
 
 # -- reading -----------------------------------------------------------------------------------
@@ -187,8 +48,6 @@ def read_split(split: Split, config: InputConfig, storage: Storage) -> Iterator[
     if split.format == "jsonl":
         yield from _read_jsonl(split, config, storage, path_domain)
     else:
-        from siftline.io.columnar import read_columnar
-
         yield from read_columnar(split, config, storage, path_domain)
 
 
@@ -326,12 +185,3 @@ class _Batch:
         batch = SplitBatch(table, self.rejects)
         self.parts, self.rejects, self.size = [], [], 0
         return batch
-
-
-def check_inputs_reachable(paths: list[str], storage: Storage) -> None:
-    """Fail fast, naming the path, when an input (or its S3 bucket) cannot be reached."""
-    for path in paths:
-        if path.startswith("demo://"):
-            continue
-        if is_remote(path) and (problem := storage.bucket_problem(path)):
-            raise InputError(f"input {path}: {problem}")

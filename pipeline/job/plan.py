@@ -11,38 +11,18 @@ import os
 import re
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlparse
 
 from siftline.config import PipelineConfig
 from siftline.errors import ConfigError, InputError
-from siftline.io.readers import Split, check_inputs_reachable, expand_inputs, plan_splits
+from siftline.io.columnar import columnar_schema, wanted_columns
+from siftline.io.inputs import check_inputs_reachable, expand_inputs, plan_splits, resolve_paths
+from siftline.io.split import Split
 from siftline.io.storage import Storage, is_remote
 from siftline.io.writers import read_json, write_json
 from siftline.layout import KEPT_ENTRIES, OUTPUT_ENTRIES, Layout
 from siftline.stages.registry import enabled_specs
 
 PLAN_VERSION = 1
-
-
-def resolve_demo(path: str) -> str:
-    """`demo://stdlib[?max_bytes=N]` -> the cached demo corpus folder (built on first use)."""
-    from siftline.demo.corpus import build_demo_corpus, default_cache_dir, demo_corpus_path
-
-    parsed = urlparse(path)
-    if parsed.netloc != "stdlib":
-        raise ConfigError(f"input.paths: unknown demo corpus {path!r} (use demo://stdlib)")
-    query = parse_qs(parsed.query)
-    unknown = set(query) - {"max_bytes"}
-    if unknown:
-        raise ConfigError(f"input.paths: {path!r} has unknown parameter(s) {sorted(unknown)}")
-    max_bytes = int(query["max_bytes"][0]) if "max_bytes" in query else None
-    dest = default_cache_dir() / demo_corpus_path(max_bytes)
-    build_demo_corpus(dest, max_bytes=max_bytes)
-    return str(dest)
-
-
-def resolve_paths(paths: list[str]) -> list[str]:
-    return [resolve_demo(p) if p.startswith("demo://") else p for p in paths]
 
 
 def _inside(child: str, parent: str) -> bool:
@@ -112,8 +92,8 @@ def make_plan(config: PipelineConfig, paths: list[str], storage: Storage) -> dic
         files = expand_inputs(paths, storage)
         splits = plan_splits(config.input, storage, files)
         _check_columns(splits, config, storage)
-    except (InputError, KeyError) as exc:
-        raise ConfigError(str(exc).strip("'\"")) from None
+    except InputError as exc:
+        raise ConfigError(str(exc)) from None
     partitions = config.stages.exact_dedupe.partitions or max(1, min(64, len(splits)))
     return {
         "version": PLAN_VERSION,
@@ -125,8 +105,6 @@ def make_plan(config: PipelineConfig, paths: list[str], storage: Storage) -> dic
 
 def _check_columns(splits: list[Split], config: PipelineConfig, storage: Storage) -> None:
     """Columnar inputs must have the text column: say so now, not inside a worker."""
-    from siftline.io.columnar import columnar_schema, wanted_columns
-
     seen: set[str] = set()
     for split in splits:
         if split.uri in seen or split.format == "jsonl":

@@ -19,7 +19,7 @@ from siftline.config import PipelineConfig
 from siftline.errors import ConfigError
 from siftline.executors import Executor, make_executor
 from siftline.executors.base import Progress
-from siftline.io.readers import Split
+from siftline.io.split import Split
 from siftline.io.storage import Storage
 from siftline.io.writers import read_json, write_json
 from siftline.job.cuts import decide_cuts, stage_stats

@@ -14,7 +14,8 @@ import pyarrow as pa
 from siftline.config import PipelineConfig
 from siftline.errors import StageError
 from siftline.executors.allocator import keep_large_buffers
-from siftline.io.readers import Split, read_split
+from siftline.io.readers import read_split
+from siftline.io.split import Split
 from siftline.io.storage import Storage
 from siftline.io.writers import ipc_whole, read_record, write_json, write_jsonl, write_table_ipc
 from siftline.job.split_checkpoint import SplitCheckpoints, wants_checkpoints

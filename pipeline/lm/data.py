@@ -21,6 +21,9 @@ import xxhash
 
 from siftline.config import InputConfig, StorageConfig
 from siftline.errors import ConfigError
+from siftline.io.inputs import plan_input
+from siftline.io.readers import read_split
+from siftline.io.storage import Storage
 from siftline.lm.config import SampleConfig
 from siftline.lm.tokenizer import Tokenizer
 
@@ -137,18 +140,8 @@ def iter_corpus(input_cfg: InputConfig, storage_cfg: StorageConfig, sample_cfg: 
     """(id, text, bytes) of every usable document, as the pipeline reads them (same ids, same
     quarantine); empty and over-long documents are counted and skipped, as selection drops them.
     With `sample.scan_bytes`, splits are read in a seeded order until that much text was seen."""
-    from siftline.errors import InputError
-    from siftline.io.readers import check_inputs_reachable, expand_inputs, plan_splits, read_split
-    from siftline.io.storage import Storage
-    from siftline.job.plan import resolve_paths
-
     storage = Storage(storage_cfg.s3)
-    try:
-        check_inputs_reachable(input_cfg.paths, storage)
-        files = expand_inputs(resolve_paths(input_cfg.paths), storage)
-        splits = plan_splits(input_cfg, storage, files)
-    except (InputError, KeyError) as exc:
-        raise ConfigError(str(exc).strip("'\"")) from None
+    splits = plan_input(input_cfg, storage)
     if sample_cfg.scan_bytes is not None:
         random.Random(sample_cfg.seed).shuffle(splits)
     limit = int(input_cfg.max_doc_bytes)

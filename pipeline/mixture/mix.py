@@ -32,6 +32,7 @@ from siftline.io.writers import read_json, write_json, write_parquet
 from siftline.layout import Layout
 from siftline.mixture.tokens import TokenCounter
 from siftline.mixture.weights import largest_remainder
+from siftline.outputs import load_finished_manifest
 
 MANIFEST = "manifest.json"
 COLUMNS = BASE_SCHEMA.names  # id, text, domain, source: the kept shards' columns
@@ -207,8 +208,6 @@ def write_mix(output: str, storage: Storage, phases: Sequence[int] | None = None
               seed: int | None = None, tokens: int | None = None,
               shard_bytes: int | None = None) -> list[dict[str, Any]]:
     """Mixed shards for the given phases (default: all) of a finished run's weights.json."""
-    from siftline.outputs import load_finished_manifest
-
     layout = Layout.for_output(output)
     manifest = load_finished_manifest(output, storage)
     if not storage.exists(layout.weights):

@@ -19,10 +19,10 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from siftline.config import ExecutorConfig, PipelineConfig
-from siftline.errors import ConfigError
+from siftline.config import PipelineConfig
+from siftline.executors.base import Executor
 from siftline.io.storage import Storage
-from siftline.io.writers import read_json, write_json
+from siftline.io.writers import write_json
 from siftline.layout import Layout
 from siftline.mixture.config import MixtureConfig
 from siftline.mixture.schedule import plan_schedule
@@ -86,7 +86,7 @@ def kept_by_domain(final_records: Sequence[Mapping[str, Any]]) -> dict[str, dict
 
 def domain_tokens(cfg: MixtureConfig, kept: Mapping[str, Mapping[str, int]],
                   shards: Sequence[Mapping[str, Any]], layout: Layout, storage: Storage,
-                  executor: Any,
+                  executor: Executor,
                   progress: Callable[[int, int], None] | None = None) -> dict[str, int]:
     """Kept tokens per domain: counted over the shards with a tokenizer, else estimated."""
     if not cfg.tokenizer:
@@ -98,7 +98,7 @@ def domain_tokens(cfg: MixtureConfig, kept: Mapping[str, Mapping[str, int]],
                       progress)
 
 
-def run_mixture(config: PipelineConfig, layout: Layout, storage: Storage, executor: Any,
+def run_mixture(config: PipelineConfig, layout: Layout, storage: Storage, executor: Executor,
                 final_records: Sequence[Mapping[str, Any]],
                 progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """The run's last phase: count, weigh, write weights.json; returns the stats entry."""
@@ -116,34 +116,3 @@ def stats_entry(doc: Mapping[str, Any]) -> dict[str, Any]:
     return {"tokens": {n: d["tokens"] for n, d in doc["domains"].items()},
             "total_tokens": doc["total_tokens"], "counted_with": doc["counted_with"],
             "warnings": doc["warnings"], "weights": "weights.json"}
-
-
-def reweigh(output: str, cfg: MixtureConfig, storage: Storage, executor_kind: str = "local",
-            ) -> dict[str, Any]:
-    """`siftline weights OUT`: weights.json again under another mixture config, reusing the
-    run's token counts when they were made the same way (else counting the kept shards)."""
-    from siftline.executors import make_executor
-    from siftline.outputs import load_finished_manifest
-
-    layout = Layout.for_output(output)
-    manifest = load_finished_manifest(output, storage)
-    if not storage.exists(layout.stats):
-        raise ConfigError(f"{output}: no stats.json; is the run finished?")
-    stats = read_json(storage, layout.stats)
-    kept = {name: {"kept": c["kept"], "chars_kept": c["chars_kept"]}
-            for name, c in stats["by_domain"].items()}
-    previous = stats.get("mixture") or {}
-    if previous.get("counted_with") == counted_with(cfg):
-        tokens = {name: int(previous["tokens"].get(name, 0)) for name in kept}
-    else:
-        if cfg.tokenizer:
-            load_backend(cfg.tokenizer, storage)  # fail on a bad tokenizer before counting
-        shards = manifest["outputs"]["data"]
-        with make_executor(ExecutorConfig(kind=executor_kind)) as executor:
-            tokens = domain_tokens(cfg, kept, shards, layout, storage, executor)
-        storage.delete(layout.work, recursive=True)  # the per-shard count records
-    doc = build_weights(tokens, cfg, counted_with(cfg), kept)
-    write_weights(doc, layout, storage)
-    stats["mixture"] = stats_entry(doc)  # the counts in stats.json follow the new method
-    write_json(storage, layout.stats, stats)
-    return doc

@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 
 from siftline.config import S3Config
 from siftline.errors import ConfigError
+from siftline.executors.base import Executor
 from siftline.io.storage import Storage, join
 from siftline.io.writers import read_json, write_json
 from siftline.mixture.config import MixtureConfig
@@ -109,7 +110,7 @@ def count_shard(counter: TokenCounter, storage: Storage, root: str, work: str,
     return result
 
 
-def count_kept(executor: Any, cfg: MixtureConfig, storage: Storage, root: str, work: str,
+def count_kept(executor: Executor, cfg: MixtureConfig, storage: Storage, root: str, work: str,
                shards: Sequence[Mapping[str, Any]], domains: Sequence[str],
                progress: Callable[[int, int], None] | None = None) -> dict[str, int]:
     """Tokens per domain over the kept shards with `cfg.tokenizer` (every domain listed)."""

@@ -20,6 +20,7 @@ from typing import Any
 from siftline.config import PipelineConfig, TrainJobConfig
 from siftline.errors import ConfigError
 from siftline.io.storage import Storage, is_remote, join
+from siftline.io.writers import write_json
 from siftline.preselect.labels import Reference
 from siftline.progress import JobTrainProgress, Reporter
 
@@ -101,16 +102,13 @@ def reference_models(config: PipelineConfig, reporter: Reporter, overwrite: bool
                 "models": [[n, _weights_stamp(f)] for n, f, _ in folders]})
     record = _read_json(record_path)
     if record is None or record.get("key") != key:
-        from siftline.io.storage import Storage
-
         reporter.message(f"preselect: evaluating {len(folders)} reference models")
         data = load_eval_set(offline.eval, config.input, Storage(config.storage.s3))
         results = [{"name": name, "val_loss": val, **evaluate_lm(
             folder, data, offline.score, offline.eval.length_norm)}
                    for name, folder, val in folders]
         record = {"key": key, "references": results}
-        record_path.parent.mkdir(parents=True, exist_ok=True)
-        record_path.write_text(json.dumps(record, indent=2), encoding="utf-8")
+        write_json(Storage(), str(record_path), record)
     refs = [Reference(r["name"], r["model"], float(r["score"])) for r in record["references"]]
     if len({r.score for r in refs}) < 2:
         raise ConfigError("stages.preselect.train_references: every reference model scored "
@@ -141,8 +139,7 @@ def make_labels(config: PipelineConfig, refs: list[Reference], reporter: Reporte
                               cfg.label.score, path, cfg.label.max_per_class,
                               lambda text: reporter.message(f"preselect: {text}"))
     summary["key"] = key
-    Path(str(path) + ".summary.json").write_text(json.dumps(summary, indent=2),
-                                                  encoding="utf-8")
+    write_json(Storage(), str(path) + ".summary.json", summary)
     return summary
 
 
@@ -164,7 +161,7 @@ def train_classifier(config: PipelineConfig, labels_path: str, out_path: str | N
     except ValueError as exc:
         raise ConfigError(f"stages.preselect.fasttext: {exc}") from None
     report["key"] = key
-    Path(str(path) + ".json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+    write_json(Storage(), str(path) + ".json", report)
     return report
 
 

@@ -15,6 +15,16 @@ from typing import Any
 
 import numpy as np
 
+from siftline.color.target import (
+    auto_kind,
+    eval_text,
+    expand_target_paths,
+    gold_choice,
+    load_target_texts,
+    read_records,
+)
+from siftline.config import InputConfig, TargetConfig
+from siftline.io.storage import Storage
 from siftline.lm.config import ScoreConfig
 from siftline.preselect.config import EvalSetConfig
 
@@ -36,17 +46,12 @@ class EvalSet:
         return len(self.questions) if self.kind == "choice" else len(self.texts)
 
 
-def load_eval_set(cfg: EvalSetConfig, corpus: Any = None, storage: Any = None) -> EvalSet:
+def load_eval_set(cfg: EvalSetConfig, corpus: InputConfig | None = None,
+                  storage: Storage | None = None) -> EvalSet:
     """Questions or texts, in file order, at most `max_examples`."""
-    from siftline.color.target import eval_text, expand_target_paths, gold_choice, read_records
-    from siftline.config import InputConfig, TargetConfig
-    from siftline.io.storage import Storage
-
     storage = storage or Storage()
     limit = cfg.max_examples
     if cfg.domain is not None:
-        from siftline.color.target import load_target_texts
-
         target = TargetConfig(domain=cfg.domain, holdout_fraction=cfg.holdout_fraction,
                               seed=cfg.seed)
         texts = load_target_texts(target, corpus or InputConfig(), storage)
@@ -70,20 +75,15 @@ def load_eval_set(cfg: EvalSetConfig, corpus: Any = None, storage: Any = None) -
     return EvalSet("choice", questions=questions)
 
 
-def _is_eval_records(uri: str, storage: Any) -> bool:
+def _is_eval_records(uri: str, storage: Storage) -> bool:
     """A JSON Lines file whose first record has query, choices and gold."""
-    from siftline.color.target import auto_kind, read_records
-
     if auto_kind(uri) != "records":
         return False
     first = next((rec for _, rec in read_records(uri, storage)), {})
     return {"query", "choices", "gold"} <= set(first)
 
 
-def load_target_texts_from_paths(paths: list[str], storage: Any) -> list[str]:
-    from siftline.color.target import load_target_texts
-    from siftline.config import InputConfig, TargetConfig
-
+def load_target_texts_from_paths(paths: list[str], storage: Storage) -> list[str]:
     return load_target_texts(TargetConfig(paths=paths), InputConfig(), storage)
 
 

@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from siftline.io.storage import Storage
+from siftline.io.writers import write_json
 from siftline.preselect.classifier import clean_text, load_classifier, positive_probability
 from siftline.preselect.config import FastTextConfig
 from siftline.preselect.metrics import binary_metrics
@@ -144,5 +146,5 @@ def train_from_labels(labels_path: str | Path, cfg: FastTextConfig,
     """Train from a labels file and write the report beside the model (`<model>.json`)."""
     report = train_fasttext(list(read_examples(labels_path)), cfg, out_path)
     report["labels"] = str(labels_path)
-    Path(str(out_path) + ".json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+    write_json(Storage(), str(out_path) + ".json", report)
     return report

@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 import xxhash
 
+from siftline.io.storage import Storage
+from siftline.io.writers import write_json
 from siftline.lm.config import ScoreConfig
 from siftline.preselect.strength import agreement_counts, choose_labels
 
@@ -97,8 +99,7 @@ def write_labels(ids: list[str], texts: list[str], bpc: np.ndarray,
                         "mean_bpc": _finite(np.nanmean(bpc[:, k])) if len(ids) else None}
                        for k, r in enumerate(references)],
     }
-    Path(str(out_path) + ".summary.json").write_text(json.dumps(summary, indent=2),
-                                                      encoding="utf-8")
+    write_json(Storage(), str(out_path) + ".summary.json", summary)
     return summary
 
 

@@ -14,10 +14,10 @@ import pyarrow.parquet as pq
 
 from siftline.config import PipelineConfig
 from siftline.dedupe.near import CLUSTER_COLUMN
-from siftline.io.readers import Split
+from siftline.io.split import Split
 from siftline.io.storage import Storage
 from siftline.layout import Layout
-from siftline.outputs import read_split_text
+from siftline.outputs import read_scored, read_split_text
 
 
 def duplicate_examples(output: str, manifest: dict[str, Any], config: PipelineConfig,
@@ -39,7 +39,7 @@ def duplicate_examples(output: str, manifest: dict[str, Any], config: PipelineCo
         return []
     dups = pa.concat_tables(found).slice(0, limit)
     ids = set(dups.column("id").to_pylist()) | set(dups.column(CLUSTER_COLUMN).to_pylist())
-    texts = _texts_of(ids, files, manifest, config, storage)
+    texts = _texts_of(ids, layout, manifest, config, storage)
     return [
         {
             "domain": row["domain"],
@@ -52,19 +52,16 @@ def duplicate_examples(output: str, manifest: dict[str, Any], config: PipelineCo
     ]
 
 
-def _texts_of(ids: set[str], files: list[str], manifest: dict[str, Any],
+def _texts_of(ids: set[str], layout: Layout, manifest: dict[str, Any],
               config: PipelineConfig, storage: Storage) -> dict[str, str]:
     """Text of the given ids, reading only the splits whose scored part holds one of them."""
-    splits = {s["index"]: Split(**s) for s in manifest["splits"]}
     wanted = pa.array(sorted(ids), pa.string())
     found: dict[str, str] = {}
-    for uri in files:
-        with storage.open(uri) as handle:
-            part_ids = pq.read_table(handle, columns=["id"]).column("id")
+    for split in (Split(**s) for s in manifest["splits"]):
+        part_ids = read_scored(layout, storage, split.index, ["id"]).column("id")
         if not pc.any(pc.is_in(part_ids, value_set=wanted)).as_py():
             continue
-        index = int(uri.rsplit("part-", 1)[1].split(".")[0])
-        text = read_split_text(splits[index], config, storage)
+        text = read_split_text(split, config, storage)
         hits = text.filter(pc.is_in(text.column("id"), value_set=wanted))
         found.update(zip(hits.column("id").to_pylist(), hits.column("text").to_pylist(),
                          strict=True))

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from siftline.config import NearDedupeConfig, PipelineConfig
-from siftline.dedupe import band_keys, minhash_signatures
+from siftline.dedupe import band_keys, minhash_signatures, optimal_params
 from siftline.dedupe.near import (
     BANDS_COLUMN,
     IS_REP_COLUMN,
@@ -33,7 +33,7 @@ class MinHashBands:
 
     def __init__(self, config: NearDedupeConfig) -> None:
         self.config = config
-        self.bands, self.rows = config.band_shape()
+        self.bands, self.rows = band_shape(config)
 
     def __call__(self, table: pa.Table | Iterable[Mapping[str, Any]]) -> pa.Table:
         table = as_table(table)
@@ -43,6 +43,13 @@ class MinHashBands:
         keys = band_keys(signatures, self.bands, self.rows)
         table = table.append_column(BANDS_COLUMN, _fixed_list(keys, pa.uint64()))
         return table.append_column(SIGNATURE_COLUMN, _fixed_list(signatures, pa.uint32()))
+
+
+def band_shape(config: NearDedupeConfig) -> tuple[int, int]:
+    """(bands, rows): the configured ones, or the optimum for the threshold."""
+    if config.bands is not None and config.rows is not None:
+        return config.bands, config.rows
+    return optimal_params(config.threshold, config.num_perm)
 
 
 def _fixed_list(matrix: np.ndarray, type_: pa.DataType) -> pa.FixedSizeListArray:

@@ -1,0 +1,96 @@
+"""Config sections of the dedupe stages and of users' own stages (`stages.custom`)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from siftline.sections import Section as _Section
+
+STAGE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+class ExactDedupeConfig(_Section):
+    enabled: bool = True
+    partitions: int | None = Field(None, ge=1, description="Shuffle partitions; default by size.")
+
+
+class NearDedupeConfig(_Section):
+    """MinHash LSH near-duplicate removal; bands x rows default to the optimum for `threshold`."""
+
+    enabled: bool = False
+    ngram: int = Field(5, ge=1)
+    char: bool = Field(False, description="Character n-grams instead of word n-grams.")
+    num_perm: int = Field(128, ge=2, le=1024)
+    seed: int = Field(1, ge=0)
+    threshold: float = Field(0.8, gt=0.0, lt=1.0)
+    bands: int | None = Field(None, ge=1)
+    rows: int | None = Field(None, ge=1)
+    keep_signatures: bool = Field(False, description="Also write the `minhash` column to scored/.")
+
+    @model_validator(mode="after")
+    def _bands_fit(self) -> NearDedupeConfig:
+        if (self.bands is None) != (self.rows is None):
+            raise ValueError("give both bands and rows, or neither (chosen from threshold)")
+        if self.bands is not None and self.bands * self.rows > self.num_perm:
+            raise ValueError(f"bands x rows = {self.bands * self.rows} exceeds num_perm")
+        return self
+
+
+class CutConfig(_Section):
+    """A user stage's global cut by one of its columns: the top (or bottom) 1/tau of the
+    candidates, a share of their characters, or every row at or beyond a threshold; ties by id.
+    Candidates are the rows dedupe and the reading-time rules keep."""
+
+    column: str = Field(description="The column the stage adds that the cut ranks by.")
+    keep: Literal["top", "bottom"] = Field("top", description="Keep the highest or lowest.")
+    tau: float | None = Field(None, ge=1, description="Keep 1/tau of the candidates.")
+    share: float | None = Field(None, gt=0, le=1, description="Keep this share of the "
+                                "candidates' characters, best first.")
+    threshold: float | None = Field(None, description="Keep rows scoring at least this (top) "
+                                    "or at most this (bottom).")
+    per_domain: bool = Field(False, description="Apply the rule within each domain.")
+    plot: bool = Field(False, description="Draw plots/<column>.png with the cut.")
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> CutConfig:
+        given = [k for k in ("tau", "share", "threshold") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of tau, share and threshold "
+                             f"(got {given or 'none'})")
+        return self
+
+    def rule(self) -> tuple[str, float]:
+        kind = next(k for k in ("tau", "share", "threshold") if getattr(self, k) is not None)
+        return kind, float(getattr(self, kind))
+
+
+class CustomStageConfig(_Section):
+    """A stage from the user's own code: `callable` ("module.path:factory") is called once per
+    worker with `args` and returns a `Table -> Table` callable that adds columns."""
+
+    name: str = Field(description="The stage's name: for --stages, and its drop reason.")
+    callable: str = Field(description="module.path:factory, importable on every worker.")
+    args: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments of the "
+                                 "factory.")
+    columns: list[str] = Field(default_factory=list, description="Columns the stage adds "
+                               "(checked on every batch; the cut's column is added).")
+    cut: CutConfig | None = Field(None, description="Drop rows by one of its columns.")
+    enabled: bool = True
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not STAGE_NAME.match(value):
+            raise ValueError(f"{value!r}: lower-case letters, digits and _, starting with a letter")
+        return value
+
+    @field_validator("callable")
+    @classmethod
+    def _callable(cls, value: str) -> str:
+        module, sep, attr = value.partition(":")
+        if not sep or not module or not attr:
+            raise ValueError(f"{value!r}: expected module.path:factory")
+        return value
