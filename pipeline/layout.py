@@ -43,6 +43,11 @@ class Layout:
         return join(self.work, "plan.json")
 
     @property
+    def models(self) -> str:
+        """Models a run trains or builds (kept by --overwrite: costly to rebuild)."""
+        return join(self.root, "models")
+
+    @property
     def stats(self) -> str:
         return join(self.root, "stats.json")
 

@@ -230,9 +230,20 @@ def run_once(method: str, data: Path, out: Path) -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--child", method, "--data", str(data), "--out", str(out)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     shutil.rmtree(out, ignore_errors=True)
+    os.sync()  # untimed: the next run does not share the disk with this one's writes
     if proc.returncode != 0:
         raise RuntimeError(f"{method} failed:\n{proc.stderr[-4000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def balanced_orders(methods: list[str], repeats: int) -> list[list[str]]:
+    """The methods' order in each repeat: rows of a Williams square, so that over every
+    len(methods) repeats each method runs right after each other one once. A run right after
+    another one is measurably slower here (BENCHMARKS.md), and a fixed order would charge that
+    to the same method every time."""
+    n = len(methods)
+    first = [0] + [(k + 1) // 2 if k % 2 else n - k // 2 for k in range(1, n)]
+    return [[methods[(j + i) % n] for j in first] for i in range(repeats)]
 
 
 def median_phases(runs: list[dict[str, Any]]) -> dict[str, float]:
@@ -315,8 +326,8 @@ def main() -> None:
     data = args.workdir / f"data-{args.mb}mb"
     meta = generate(data, args.mb)
     runs: dict[str, list[dict[str, Any]]] = {m: [] for m in METHODS}
-    for i in range(args.repeats):  # interleaved, so drift hits every method alike
-        for method in METHODS:
+    for i, order in enumerate(balanced_orders(list(METHODS), args.repeats)):
+        for method in order:  # interleaved, so drift hits every method alike
             runs[method].append(run_once(method, data, args.workdir / "out" / method))
             print(f"repeat {i + 1}/{args.repeats} {method}: {runs[method][-1]['seconds']:.2f}s",
                   file=sys.stderr)

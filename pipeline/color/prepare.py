@@ -13,6 +13,7 @@ from siftline.color.target import load_target_texts, target_fingerprint
 from siftline.config import PipelineConfig, TrainJobConfig
 from siftline.errors import ConfigError
 from siftline.io.storage import Storage, is_remote, join
+from siftline.layout import Layout
 from siftline.progress import JobTrainProgress, Reporter
 
 
@@ -21,7 +22,7 @@ def model_dirs(config: PipelineConfig) -> tuple[str, str]:
     cfg = config.stages.color_filter
     if cfg.prior is not None and cfg.conditional is not None:
         return cfg.prior, cfg.conditional
-    root = cfg.models_dir or join(config.output.path, "models")
+    root = cfg.models_dir or Layout.for_output(config.output.path).models
     return join(root, "prior"), join(root, "conditional")
 
 

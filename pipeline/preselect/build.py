@@ -21,6 +21,7 @@ from siftline.config import PipelineConfig, TrainJobConfig
 from siftline.errors import ConfigError
 from siftline.io.storage import Storage, is_remote, join
 from siftline.io.writers import write_json
+from siftline.layout import Layout
 from siftline.preselect.labels import Reference
 from siftline.progress import JobTrainProgress, Reporter
 
@@ -32,7 +33,7 @@ CLASSIFIER_FILE = "classifier.bin"
 def models_dir(config: PipelineConfig) -> str:
     """Where the job builds the classifier, its labels and reference LMs."""
     cfg = config.stages.preselect
-    return cfg.models_dir or join(config.output.path, "models", "preselect")
+    return cfg.models_dir or join(Layout.for_output(config.output.path).models, "preselect")
 
 
 def classifier_path(config: PipelineConfig) -> str:
