@@ -31,6 +31,7 @@ from siftline.mixture.config import MixtureConfig
 from siftline.preselect.config import PreselectConfig
 from siftline.sections import Section as _Section
 from siftline.stages.config import (
+    ClassifierConfig,
     CustomStageConfig,
     CutConfig,
     ExactDedupeConfig,
@@ -38,12 +39,13 @@ from siftline.stages.config import (
 )
 
 __all__ = [  # the sections live beside the code they configure; this is the whole model
-    "ColorFilterConfig", "ColorTrainConfig", "ConfigError", "CustomStageConfig", "CutConfig",
-    "EvalConfig", "ExactDedupeConfig", "ExecutorConfig", "FieldMap", "InputConfig",
-    "LMOutputConfig", "MixtureConfig", "ModelConfig", "NearDedupeConfig", "OutputConfig",
-    "PipelineConfig", "PreselectConfig", "S3Config", "SampleConfig", "ScoreConfig",
-    "StagesConfig", "StorageConfig", "TargetConfig", "TrainConfig", "TrainJobConfig",
-    "apply_overrides", "builtin_stage_names", "load_config", "only_stages", "parse_set_options",
+    "ClassifierConfig", "ColorFilterConfig", "ColorTrainConfig", "ConfigError",
+    "CustomStageConfig", "CutConfig", "EvalConfig", "ExactDedupeConfig", "ExecutorConfig",
+    "FieldMap", "InputConfig", "LMOutputConfig", "MixtureConfig", "ModelConfig",
+    "NearDedupeConfig", "OutputConfig", "PipelineConfig", "PreselectConfig", "S3Config",
+    "SampleConfig", "ScoreConfig", "StagesConfig", "StorageConfig", "TargetConfig",
+    "TrainConfig", "TrainJobConfig", "apply_overrides", "builtin_stage_names", "load_config",
+    "only_stages", "parse_set_options",
 ]
 M = TypeVar("M", bound=BaseModel)
 
@@ -77,6 +79,7 @@ class StagesConfig(_Section):
     near_dedupe: NearDedupeConfig = Field(default_factory=NearDedupeConfig)
     color_filter: ColorFilterConfig = Field(default_factory=ColorFilterConfig)
     preselect: PreselectConfig = Field(default_factory=PreselectConfig)
+    classifier: ClassifierConfig = Field(default_factory=ClassifierConfig)
     custom: list[CustomStageConfig] = Field(default_factory=list, description="Stages from "
                                             "your own modules, applied after the built-in ones.")
 

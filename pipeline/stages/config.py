@@ -94,3 +94,42 @@ class CustomStageConfig(_Section):
         if not sep or not module or not attr:
             raise ValueError(f"{value!r}: expected module.path:factory")
         return value
+
+
+class ClassifierConfig(_Section):
+    """Any fastText classifier as a scorer (DCLM's quality classifier, PreSelect's released
+    one, your own): the probability of `label` becomes `classifier_score`, and one global cut
+    keeps the rows at or above a threshold (0.5 unless another rule is given), the best rows up
+    to a share of the candidates' characters, or the top 1/tau of them."""
+
+    enabled: bool = False
+    model: str | None = Field(None, description="A local fastText model file (.bin, or a "
+                              "quantized .ftz).")
+    label: str = Field("__label__1", description="The label whose probability is the score, "
+                       "as the model names it (DCLM's OH-2.5 classifier: __label__hq).")
+    keep: Literal["top", "bottom"] = Field("top", description="Keep the highest scores or "
+                                           "the lowest.")
+    threshold: float | None = Field(None, description="Keep rows scoring at least this (top) "
+                                    "or at most this (bottom); the default rule, at 0.5.")
+    share: float | None = Field(None, gt=0, le=1, description="Instead: keep the best rows "
+                                "while their characters stay within this share.")
+    tau: float | None = Field(None, ge=1, description="Instead: keep the best 1/tau of rows.")
+    per_domain: bool = Field(False, description="Apply the rule within each domain.")
+    batch_size: int = Field(1024, ge=1, description="Documents per predict call.")
+    plot: bool = Field(False, description="Draw plots/classifier_score.png with the cut.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ClassifierConfig:
+        given = [k for k in ("threshold", "share", "tau") if getattr(self, k) is not None]
+        if len(given) > 1:
+            raise ValueError(f"give at most one of threshold, share and tau (got {given})")
+        if self.enabled and self.model is None:
+            raise ValueError("the classifier stage needs a model (a fastText .bin or .ftz)")
+        return self
+
+    def rule(self) -> tuple[str, float]:
+        """('threshold', t) | ('share', s) | ('tau', t): the rule in force."""
+        for kind in ("share", "tau", "threshold"):
+            if getattr(self, kind) is not None:
+                return kind, float(getattr(self, kind))
+        return "threshold", 0.5

@@ -3,8 +3,8 @@
 An entry names a factory, `"module.path:factory"`, importable on every worker; the factory is
 called once per worker with the entry's `args` and returns the per-batch `Table -> Table`
 callable. Its drop reason is its name; with a `cut`, the rows it drops are chosen by the shared
-global cut (`siftline.selection.cut`) over one of its columns, after dedupe and before
-PreSelect's and CoLoR-Filter's cuts, which then choose among the rows it keeps.
+global cut (`siftline.selection.cut`) over one of its columns, after dedupe and before the
+classifier's, PreSelect's and CoLoR-Filter's cuts, which then choose among the rows it keeps.
 
     stages:
       custom:
@@ -25,7 +25,7 @@ from siftline.errors import ConfigError
 from siftline.selection.cut import CutRule
 from siftline.stages.spec import ScoreCut, Stage, StageSpec
 
-PRIORITY = 50  # after dedupe (10, 20), before PreSelect (80) and CoLoR-Filter (90)
+PRIORITY = 50  # after dedupe (10, 20), before classifier (70), PreSelect (80), CoLoR-Filter (90)
 
 
 def load_factory(entry: CustomStageConfig) -> Callable[..., Stage]:

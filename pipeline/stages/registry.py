@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from siftline.config import PipelineConfig
 from siftline.documents import LOCAL_REASONS
-from siftline.stages import color_filter, exact_dedupe, near_dedupe, preselect_score
+from siftline.stages import classifier, color_filter, exact_dedupe, near_dedupe, preselect_score
 from siftline.stages.custom import custom_spec
 from siftline.stages.spec import StageSpec, by_priority
 
 REGISTRY: dict[str, StageSpec] = {
     spec.name: spec
-    for spec in (exact_dedupe.SPEC, near_dedupe.SPEC, color_filter.SPEC, preselect_score.SPEC)
+    for spec in (exact_dedupe.SPEC, near_dedupe.SPEC, color_filter.SPEC, preselect_score.SPEC,
+                 classifier.SPEC)
 }
 
 
