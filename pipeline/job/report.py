@@ -14,6 +14,9 @@ from typing import Any
 
 from siftline.config import PipelineConfig
 from siftline.errors import AccountingError
+from siftline.io.storage import Storage
+from siftline.io.writers import write_json
+from siftline.layout import Layout
 
 MEASURED = ("wall_time_s", "peak_worker_rss_mb")  # differ between runs of the same job
 PACKAGES = ("siftline", "pyarrow", "numpy", "ray", "numba", "xxhash", "fsspec", "s3fs", "pydantic")
@@ -120,3 +123,17 @@ def build_manifest(
             "rejects": [r["rejects"] for r in map_records if r["rejects"]],
         },
     }
+
+
+def write_complete(config: PipelineConfig, plan: dict[str, Any],
+                   map_records: list[dict[str, Any]], final_records: list[dict[str, Any]],
+                   stats: dict[str, Any], mixture: dict[str, Any] | None, layout: Layout,
+                   storage: Storage) -> dict[str, Any]:
+    """stats.json (with the mixture's entry), then manifest.json marked complete: the manifest
+    comes last, because it is what says the run is done. Returns the manifest."""
+    if mixture is not None:
+        stats["mixture"] = mixture
+    manifest = build_manifest(config, plan, map_records, final_records, "complete")
+    write_json(storage, layout.stats, stats)
+    write_json(storage, layout.manifest, manifest)
+    return manifest

@@ -24,7 +24,7 @@ from siftline.io.storage import Storage
 from siftline.io.writers import read_json, write_json
 from siftline.job.cuts import decide_cuts, stage_stats
 from siftline.job.finalize import finalize_table
-from siftline.job.report import build_manifest, build_stats
+from siftline.job.report import build_stats, write_complete
 from siftline.layout import Layout
 from siftline.mixture.report import run_mixture
 from siftline.outputs import load_finished_manifest, part_with_text, read_scored, scored_schema
@@ -76,11 +76,7 @@ def reselect(output: str, config: PipelineConfig, progress: Progress | None = No
     prepared = {spec.name: {k: v for k, v in previous.get(spec.name, {}).items() if k != "cut"}
                 for spec in specs}
     stats.update(stage_stats(specs, prepared, cuts))
-    if mixture is not None:
-        stats["mixture"] = mixture
-    new_manifest = build_manifest(config, plan, map_records, final_records, "complete")
-    write_json(storage, layout.stats, stats)
-    write_json(storage, layout.manifest, new_manifest)
+    write_complete(config, plan, map_records, final_records, stats, mixture, layout, storage)
     return stats
 
 

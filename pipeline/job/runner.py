@@ -38,7 +38,7 @@ from siftline.job.plan import (
     preflight,
     remove_temp_files,
 )
-from siftline.job.report import build_manifest, build_stats
+from siftline.job.report import build_manifest, build_stats, write_complete
 from siftline.job.score import SplitScorer, score_split
 from siftline.layout import Layout
 from siftline.mixture.report import check_mixture, run_mixture
@@ -96,11 +96,8 @@ def run(config: PipelineConfig, *, overwrite: bool = False,
         mixture = job.mixture(final_records) if config.mixture.enabled else None
     stats = build_stats(map_records, final_records, timings, peaks)
     stats.update(stage_stats(specs, prepared, cuts))
-    if mixture is not None:
-        stats["mixture"] = mixture
-    manifest = build_manifest(config, plan, map_records, final_records, "complete")
-    write_json(storage, layout.stats, stats)
-    write_json(storage, layout.manifest, manifest)
+    manifest = write_complete(config, plan, map_records, final_records, stats, mixture, layout,
+                              storage)
     storage.delete(layout.work, recursive=True)
     return RunResult(layout.root, "complete", stats, manifest)
 
