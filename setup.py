@@ -25,6 +25,7 @@ def packages() -> list[str]:
 setup(
     package_dir=FOLDERS,
     packages=packages(),
+    package_data={"siftline.langid": ["lid.176.ftz", "NOTICE"]},  # the bundled LID model
     ext_modules=[
         Extension("siftline.io._jsonl_scan", ["pipeline/io/_jsonl_scan.c"], optional=True),
         Extension("siftline.io._jsonl_parse", ["pipeline/io/_jsonl_parse.c"], optional=True),

@@ -29,19 +29,31 @@ from siftline.io.config import FieldMap, InputConfig, S3Config, StorageConfig
 from siftline.lm.config import ModelConfig, SampleConfig, ScoreConfig, TrainConfig
 from siftline.mixture.config import MixtureConfig
 from siftline.preselect.config import PreselectConfig
+from siftline.quality.config import (
+    DUP_NGRAMS,
+    TOP_NGRAMS,
+    C4QualityConfig,
+    FineWebQualityConfig,
+    GopherQualityConfig,
+    GopherRepetitionConfig,
+)
 from siftline.sections import Section as _Section
 from siftline.stages.config import (
     ClassifierConfig,
     CustomStageConfig,
     CutConfig,
     ExactDedupeConfig,
+    LanguageConfig,
     NearDedupeConfig,
 )
 
 __all__ = [  # the sections live beside the code they configure; this is the whole model
-    "ClassifierConfig", "ColorFilterConfig", "ColorTrainConfig", "ConfigError",
+    "C4QualityConfig", "DUP_NGRAMS", "FineWebQualityConfig", "GopherQualityConfig",
+    "GopherRepetitionConfig", "TOP_NGRAMS", "ClassifierConfig", "ColorFilterConfig",
+    "ColorTrainConfig", "ConfigError",
     "CustomStageConfig", "CutConfig", "EvalConfig", "ExactDedupeConfig", "ExecutorConfig",
-    "FieldMap", "InputConfig", "LMOutputConfig", "MixtureConfig", "ModelConfig",
+    "FieldMap", "InputConfig", "LMOutputConfig", "LanguageConfig", "MixtureConfig",
+    "ModelConfig",
     "NearDedupeConfig", "OutputConfig", "PipelineConfig", "PreselectConfig", "S3Config",
     "SampleConfig", "ScoreConfig", "StagesConfig", "StorageConfig", "TargetConfig",
     "TrainConfig", "TrainJobConfig", "apply_overrides", "builtin_stage_names", "load_config",
@@ -75,6 +87,11 @@ class ExecutorConfig(_Section):
 
 
 class StagesConfig(_Section):
+    language: LanguageConfig = Field(default_factory=LanguageConfig)
+    gopher_quality: GopherQualityConfig = Field(default_factory=GopherQualityConfig)
+    gopher_repetition: GopherRepetitionConfig = Field(default_factory=GopherRepetitionConfig)
+    fineweb_quality: FineWebQualityConfig = Field(default_factory=FineWebQualityConfig)
+    c4_quality: C4QualityConfig = Field(default_factory=C4QualityConfig)
     exact_dedupe: ExactDedupeConfig = Field(default_factory=ExactDedupeConfig)
     near_dedupe: NearDedupeConfig = Field(default_factory=NearDedupeConfig)
     color_filter: ColorFilterConfig = Field(default_factory=ColorFilterConfig)

@@ -8,6 +8,19 @@ near dedupe only, zstd; local = CPU 0, one thread), while this process (CPU 1) s
 process tree RSS (ray workers included) and the size of `_work` every 0.5 s.
 
     python scripts/bench_near_dedupe.py --docs 1000000 --executor local --markdown
+
+`--threshold` and `--verify` set the job's `stages.near_dedupe` keys; `--sweep` runs the job once
+per threshold (0.8, 0.5, 0.3) and verify mode instead and prints one row each (time, candidate
+pairs, edges, largest cluster, planted copies found).
+
+`--quality` measures recall and precision against known pairs instead, in-process, on small
+corpora: the generator's documents with copies planted at Jaccard spread over 0.1-1.0, and the
+499 real web documents of --real (DCLM) with edited copies, word and character 5-grams. Recall:
+the planted pairs at or above the threshold that share a cluster (beside the S-curve's
+expectation). Precision: the clustered pairs (every pair within a cluster; a 20k sample of the
+larger ones) whose exact shingle Jaccard reaches the threshold.
+
+    python scripts/bench_near_dedupe.py --quality --markdown
 """
 
 from __future__ import annotations
@@ -21,6 +34,7 @@ import shutil
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -174,7 +188,8 @@ def child_signatures(data: Path, n: int) -> dict[str, Any]:
             "per_doc": per, "rss": [rss0, rss1, max_rss()]}
 
 
-def child_job(data: Path, out: Path, executor: str, split_mb: int) -> dict[str, Any]:
+def child_job(data: Path, out: Path, executor: str, split_mb: int,
+              near: dict[str, Any]) -> dict[str, Any]:
     """The whole job, near dedupe only; imports outside the timer, as in bench_throughput."""
     if executor == "local":
         pin_one_core()
@@ -201,12 +216,13 @@ def child_job(data: Path, out: Path, executor: str, split_mb: int) -> dict[str, 
         "input": {"paths": [str(data)], "split_bytes": split_mb * 1_000_000},
         "output": {"path": str(out), "compression": "zstd"},
         "executor": {"kind": executor},
-        "stages": {"exact_dedupe": {"enabled": False}, "near_dedupe": {"enabled": True}}})
+        "stages": {"exact_dedupe": {"enabled": False}, "near_dedupe": {"enabled": True, **near}}})
     marks, wall, cpu = Marks(), time.perf_counter(), time.process_time()
     stats = siftline.run(config, reporter=marks).stats
     cpu_end, scored = time.process_time(), sorted((out / "scored").glob("*.parquet"))
     return {"seconds": time.perf_counter() - wall, "cpu_seconds": cpu_end - cpu,
             "phases": stats["wall_time_s"], "dropped": stats["dropped"],
+            "near": stats.get("near_dedupe", {}),
             "marks": {**marks.rss, "end": max_rss()}, "staged": marks.staged,
             "phase_cpu": dict(zip(marks.cpu, np.diff([*marks.cpu.values(), cpu_end]).tolist(),
                                   strict=True)),
@@ -294,7 +310,7 @@ def report(meta: dict[str, Any], sig: dict[str, Any], job: dict[str, Any],
     from siftline.config import NearDedupeConfig
     from siftline.stages.near_dedupe import band_shape
 
-    b, r = band_shape(NearDedupeConfig())
+    b, r = band_shape(NearDedupeConfig(threshold=args.threshold))
     jac, n, secs, per, s = (np.array(meta["jaccard_sample"]), meta["docs"], job["seconds"],
                             sig["per_doc"], sig["docs"])
     mb = lambda x: f"{x / MB:,.0f}"  # noqa: E731
@@ -317,7 +333,8 @@ def report(meta: dict[str, Any], sig: dict[str, Any], job: dict[str, Any],
         ["planted found (same cluster or dropped)",
          f"{recall['found']:.1%} (same cluster {recall['same']:.1%})"],
         ["expected by the S-curve", f"{np.mean(1 - (1 - jac**r) ** b):.1%} (b={b}, r={r};"
-         f" planted Jaccard {jac.mean():.2f}, {jac.min():.2f}-{jac.max():.2f})"]]
+         f" planted Jaccard {jac.mean():.2f}, {jac.min():.2f}-{jac.max():.2f})"],
+        ["candidate pairs / edges / largest cluster", near_counts(job["near"])]]
     phases = {**job["phases"], "other": secs - sum(job["phases"].values())}
     cpu = {**job["phase_cpu"], "other": job["cpu_seconds"] - sum(job["phase_cpu"].values())}
     prows = [[k, f"{v:.1f}", f"{v / secs:.0%}", f"{n / v:,.0f}", f"{cpu[k]:.1f}"]
@@ -337,6 +354,179 @@ def report(meta: dict[str, Any], sig: dict[str, Any], job: dict[str, Any],
                         table([f"in-process, {s:,} docs", "value"], srows, args.markdown)])
 
 
+def near_counts(near: dict[str, Any]) -> str:
+    """stats.json's near_dedupe counts, one cell."""
+    if "candidate_pairs" not in near:
+        return "-"
+    return (f"{near['candidate_pairs']:,} / {near['verified_edges']:,} /"
+            f" {near['largest_cluster']:,} (verify {near['verify']}, threshold"
+            f" {near['threshold']:g})")
+
+
+# -- sweep: the job at each threshold and verify mode --------------------------------------------
+SWEEP = [(t, v) for t in (0.8, 0.5, 0.3) for v in ("none", "signature", "jaccard")]
+
+
+def sweep(data: Path, meta: dict[str, Any], args: argparse.Namespace) -> str:
+    """One job per (threshold, verify): time, the near_dedupe counts, planted copies found."""
+    from siftline.config import NearDedupeConfig
+    from siftline.stages.near_dedupe import band_shape
+
+    out, jac, rows = args.workdir / "out", np.array(meta["jaccard_sample"]), []
+    for threshold, verify in SWEEP:
+        shutil.rmtree(out, ignore_errors=True)
+        job = run_child(["--child", "job", "--executor", args.executor, "--split-mb",
+                         str(args.split_mb), "--data", str(data), "--docs", str(args.docs),
+                         "--workdir", str(args.workdir), "--threshold", str(threshold),
+                         "--verify", verify], args.workdir, work=out / "_work")
+        found = planted_recall(out, data, args.docs)
+        b, r = band_shape(NearDedupeConfig(threshold=threshold))
+        near, phases = job["near"], job["phases"]
+        rows.append([f"{threshold:g}", f"{b}x{r}", verify, f"{job['seconds']:.1f}",
+                     f"{phases.get('near_dedupe', 0):.1f}", f"{near['candidate_pairs']:,}",
+                     f"{near['verified_edges']:,}", f"{near['largest_cluster']:,}",
+                     f"{job['dropped'].get('near_duplicate', 0):,}", f"{found['same']:.1%}",
+                     f"{np.mean(1 - (1 - jac**r) ** b):.1%}"])
+        print(" ".join(rows[-1]), file=sys.stderr)
+    shutil.rmtree(out, ignore_errors=True)
+    head = ["threshold", "bands x rows", "verify", "wall s", "near_dedupe s", "candidate pairs",
+            "edges", "largest cluster", "near_duplicate dropped", "planted found",
+            "S-curve expects"]
+    return table(head, rows, args.markdown)
+
+
+# -- quality: recall and precision against known pairs --------------------------------------------
+QUALITY_SHINGLES = {"word 5-grams": {"ngram": 5, "char": False},
+                    "char 5-grams": {"ngram": 5, "char": True}}
+
+
+def edited_copy(rng: np.random.Generator, text: str, rate: float) -> str:
+    """`text` with a share `rate` of its words replaced by other words of it, in runs of 1-8,
+    and a few deleted: copies from verbatim to mostly rewritten."""
+    words = text.split()
+    if len(words) < 2:
+        return text
+    out, i = [], 0
+    while i < len(words):
+        if rng.random() < rate / 4:
+            run = int(rng.integers(1, 9))
+            out += [words[int(k)] for k in rng.integers(0, len(words), run)]
+            i += run
+        elif rng.random() < rate / 40:
+            i += 1
+        else:
+            out.append(words[i])
+            i += 1
+    return " ".join(out)
+
+
+def quality_corpora(args: argparse.Namespace) -> dict[str, tuple[list[dict], list[tuple]]]:
+    """name -> (records, planted (id a, id b)): generated documents and the real web ones, each
+    with an edited copy of every other document at an edit rate drawn from [0, 1.2]."""
+    rng = np.random.default_rng(SEED)
+    vocab = vocabulary()
+    corpora = {}
+    gen_docs = []
+    for _ in range(args.quality_docs):
+        toks = vocab["table"][rng.integers(0, SLOTS, int(rng.integers(150, 500)))]
+        text = vocab["mat"][toks][vocab["mask"][toks]].tobytes().decode().rstrip()
+        gen_docs.append(text)
+    real = [json.loads(line)["text"] for line in args.real.read_text().splitlines()]
+    for name, texts in (("generated", gen_docs), ("dclm web", real)):
+        records, pairs = [], []
+        for i, text in enumerate(texts):
+            records.append({"id": f"{name[0]}{i:05d}", "text": text, "domain": name})
+            if i % 2 == 0:
+                copy = edited_copy(rng, text, float(rng.uniform(0.0, 1.2)))
+                records.append({"id": f"{name[0]}{i:05d}c", "text": copy, "domain": name})
+                pairs.append((f"{name[0]}{i:05d}", f"{name[0]}{i:05d}c"))
+        corpora[name] = (records, pairs)
+    return corpora
+
+
+def cluster_pairs(cluster: dict[str, str], limit: int, rng: np.random.Generator
+                  ) -> tuple[int, list[tuple[str, str]]]:
+    """(how many pairs share a cluster, those pairs or a uniform sample of `limit`)."""
+    members: dict[str, list[str]] = {}
+    for doc, rep in cluster.items():
+        members.setdefault(rep, []).append(doc)
+    groups = [sorted(m) for m in members.values() if len(m) > 1]
+    sizes = np.array([len(g) * (len(g) - 1) // 2 for g in groups], np.int64)
+    total = int(sizes.sum())
+    if total <= limit:
+        return total, [(g[i], g[j]) for g in groups for i in range(len(g))
+                       for j in range(i + 1, len(g))]
+    picks = []
+    for _ in range(limit):
+        g = groups[int(np.searchsorted(np.cumsum(sizes), rng.integers(0, total), "right"))]
+        i, j = sorted(rng.choice(len(g), 2, replace=False).tolist())
+        picks.append((g[i], g[j]))
+    return total, picks
+
+
+def pair_jaccard(text: dict[str, str], cfg: dict[str, Any], cache: dict[tuple[str, str], float],
+                 a: str, b: str) -> float:
+    """The exact shingle Jaccard of two documents, cached."""
+    from siftline.dedupe.near import exact_jaccard
+
+    if (a, b) not in cache:
+        cache[(a, b)] = exact_jaccard(text[a], text[b], cfg["ngram"], cfg["char"])
+    return cache[(a, b)]
+
+
+def quality(args: argparse.Namespace) -> str:
+    """Recall and precision per corpus, shingling, threshold and verify mode (module doc)."""
+    import pyarrow.parquet as pq
+
+    import siftline
+    from siftline.config import NearDedupeConfig
+    from siftline.stages.near_dedupe import band_shape
+
+    rows, work = [], args.workdir / "quality"
+    shutil.rmtree(work, ignore_errors=True)
+    for corpus, (records, planted) in quality_corpora(args).items():
+        path = work / f"{corpus.replace(' ', '_')}.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(json.dumps(r) + "\n" for r in records))
+        text = {r["id"]: r["text"] for r in records}
+        for shingling, shingle_cfg in QUALITY_SHINGLES.items():
+            jac = partial(pair_jaccard, text, shingle_cfg, {})
+            truth = np.array([jac(a, b) for a, b in planted])
+            for threshold, verify in SWEEP:
+                out = work / "out"
+                near = {"enabled": True, "threshold": threshold, "verify": verify, **shingle_cfg}
+                config = siftline.load_config({
+                    "input": {"paths": [str(path)], "split_bytes": 1_000_000},
+                    "output": {"path": str(out)}, "executor": {"kind": "local"},
+                    "stages": {"exact_dedupe": {"enabled": False}, "near_dedupe": near}})
+                start = time.perf_counter()
+                stats = siftline.run(config, overwrite=True).stats
+                seconds = time.perf_counter() - start
+                scored = pq.read_table(out / "scored", columns=["id", "dup_cluster"])
+                cluster = dict(zip(scored["id"].to_pylist(), scored["dup_cluster"].to_pylist(),
+                                   strict=True))
+                true = [p for p, j in zip(planted, truth, strict=True) if j >= threshold]
+                recall = np.mean([cluster[a] == cluster[b] for a, b in true])
+                b, r = band_shape(NearDedupeConfig(threshold=threshold))
+                above = truth[truth >= threshold]
+                expected = np.mean(1 - (1 - above**r) ** b)
+                total, sample = cluster_pairs(cluster, 20_000, np.random.default_rng(SEED))
+                good = np.mean([jac(*sorted(p)) >= threshold for p in sample]) if sample else 1.0
+                n = stats["near_dedupe"]
+                rows.append([corpus, shingling, f"{threshold:g}", verify, f"{len(true)}",
+                             f"{recall:.3f}", f"{expected:.3f}", f"{total:,}",
+                             f"{good:.3f}", f"{n['candidate_pairs']:,}",
+                             f"{n['verified_edges']:,}", f"{n['largest_cluster']:,}",
+                             f"{stats['wall_time_s'].get('near_dedupe', 0):.2f}",
+                             f"{seconds:.1f}"])
+                print(" ".join(rows[-1]), file=sys.stderr)
+    shutil.rmtree(work, ignore_errors=True)
+    head = ["corpus", "shingles", "threshold", "verify", "true pairs", "recall",
+            "S-curve recall", "clustered pairs", "precision", "candidate pairs", "edges",
+            "largest cluster", "near_dedupe s", "job s"]
+    return table(head, rows, args.markdown)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--docs", type=int, default=1_000_000)
@@ -346,12 +536,28 @@ def main() -> None:
     parser.add_argument("--executor", choices=("local", "ray"), default="local")
     parser.add_argument("--split-mb", type=int, default=64, help="input.split_bytes in MB")
     parser.add_argument("--markdown", action="store_true", help="print tables as Markdown")
+    parser.add_argument("--threshold", type=float, default=0.8, help="stages.near_dedupe.threshold")
+    parser.add_argument("--verify", choices=("none", "signature", "jaccard"), default="jaccard",
+                        help="stages.near_dedupe.verify")
+    parser.add_argument("--sweep", action="store_true",
+                        help="the job per threshold and verify mode, one row each")
+    parser.add_argument("--quality", action="store_true",
+                        help="recall and precision against known pairs (small corpora)")
+    parser.add_argument("--quality-docs", type=int, default=1000,
+                        help="generated documents in --quality (half get a copy)")
+    parser.add_argument("--real", type=Path,
+                        default=Path("/work/shared/data/web/dclm_labeled.jsonl"),
+                        help="JSON Lines of real documents for --quality")
     parser.add_argument("--child", choices=("signatures", "job"), help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     out = args.workdir / "out"
+    if args.quality:
+        print(quality(args))
+        return
     if args.child:
-        print(json.dumps(child_job(args.data, out, args.executor, args.split_mb)
+        near = {"threshold": args.threshold, "verify": args.verify}
+        print(json.dumps(child_job(args.data, out, args.executor, args.split_mb, near)
                          if args.child == "job"
                          else child_signatures(args.data, min(SIG_DOCS, args.docs))))
         return
@@ -360,7 +566,11 @@ def main() -> None:
     print(f"data: {meta['docs']:,} docs, {meta['bytes'] / 1e9:.2f} GB, planted {meta['planted']:,}"
           f" (generated in {meta['gen_seconds']} s)", file=sys.stderr)
     os.sched_setaffinity(0, {1 % (os.cpu_count() or 1)})  # the sampler stays off CPU 0
-    common = ["--data", str(data), "--docs", str(args.docs), "--workdir", str(args.workdir)]
+    if args.sweep:
+        print(sweep(data, meta, args))
+        return
+    common = ["--data", str(data), "--docs", str(args.docs), "--workdir", str(args.workdir),
+              "--threshold", str(args.threshold), "--verify", args.verify]
     sig = run_child(["--child", "signatures", *common], args.workdir)
     shutil.rmtree(out, ignore_errors=True)
     job = run_child(["--child", "job", "--executor", args.executor, "--split-mb",

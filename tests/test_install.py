@@ -11,6 +11,7 @@ installed there and the test needs no network.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import random
@@ -28,6 +29,7 @@ from packaging.version import Version
 
 CHECKOUT = Path(__file__).resolve().parents[1]
 SOURCES = ("pyproject.toml", "setup.py", "README.md", "pipeline", "kernels")
+LID_SHA256 = "8f3472cfe8738a7b6099e8e999c3cbfae0dcd15696aac7d7738a8039db603e83"
 WORDS_A = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa"]
 WORDS_B = ["red", "green", "blue", "yellow", "purple", "orange", "black", "white", "grey", "brown"]
 
@@ -128,7 +130,11 @@ def test_wheel_installs_one_import_package_named_siftline(wheel: Path) -> None:
         names = set(archive.namelist())
     assert {top for top in tops if not top.endswith(".dist-info")} == {"siftline"}
     assert {"siftline/__init__.py", "siftline/kernels/__init__.py",
-            "siftline/kernels/token_nll.py", "siftline/stages/exact_dedupe.py"} <= names
+            "siftline/kernels/token_nll.py", "siftline/stages/exact_dedupe.py",
+            "siftline/langid/lid.176.ftz", "siftline/langid/NOTICE"} <= names
+    with zipfile.ZipFile(wheel) as archive:  # the bundled language-ID model, byte for byte
+        model = archive.read("siftline/langid/lid.176.ftz")
+    assert hashlib.sha256(model).hexdigest() == LID_SHA256
 
 
 def test_hugging_face_kernels_and_siftline_kernels_keep_their_names(
@@ -141,6 +147,15 @@ def test_hugging_face_kernels_and_siftline_kernels_keep_their_names(
     assert Path(found["kernels"]) in {Path(p) for p in found["kernels_files"]}, found
     assert Path(found["kernels"]).parent != CHECKOUT / "kernels", found
     assert found["token_nll"] == "siftline.kernels.token_nll.token_nll" and found["callable"]
+
+
+def test_the_installed_package_loads_its_bundled_language_model(fresh_env: Path,
+                                                                tmp_path: Path) -> None:
+    check = ("import json; from siftline.langid import BUNDLED_MODEL, load_lid; "
+             "print(json.dumps([str(BUNDLED_MODEL), len(load_lid().get_labels())]))")
+    path, labels = json.loads(_run([str(fresh_env / "python"), "-c", check],
+                                   cwd=tmp_path).stdout.strip().splitlines()[-1])
+    assert Path(path).is_relative_to(fresh_env.parent) and labels == 176
 
 
 @pytest.mark.slow

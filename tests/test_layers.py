@@ -7,7 +7,7 @@ The order is the README's ("Layout of the code"), from the bottom:
               aggregate, the compiled-kernel loader, the executor contract
   io          storage, inputs (the demo corpus among them), readers, writers, the output
               layout, a finished run's files; kernels (torch only)
-  algorithms  dedupe, lm, mixture, color's target text, preselect's pieces
+  algorithms  dedupe, lm, mixture, color's target text, preselect's pieces, language ID
   methods     what a stage prepares before scoring (color.prepare, preselect.build)
   stages      stage declarations and modules, the registry, selection and cuts
   executors   local and Ray
@@ -28,11 +28,12 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("base", ("siftline.errors", "siftline.documents", "siftline.progress", "siftline.sections",
               "siftline.config", "siftline.lm.config", "siftline.mixture.config",
               "siftline.preselect.config", "siftline.io.config", "siftline.color.config",
-              "siftline.stages.config", "siftline.c_kernels", "siftline.executors.base")),
+              "siftline.stages.config", "siftline.quality.config", "siftline.c_kernels",
+              "siftline.executors.base")),
     ("io", ("siftline.io", "siftline.layout", "siftline.outputs", "siftline.kernels",
             "siftline.executors.allocator", "siftline.executors.memory", "siftline.demo")),
     ("algorithms", ("siftline.dedupe", "siftline.lm", "siftline.mixture", "siftline.color",
-                    "siftline.preselect")),
+                    "siftline.preselect", "siftline.langid", "siftline.quality")),
     ("methods", ("siftline.color.prepare", "siftline.preselect.build")),
     ("stages", ("siftline.stages", "siftline.selection")),
     ("executors", ("siftline.executors",)),
@@ -57,6 +58,7 @@ LAZY_TARGETS = {
     "siftline.kernels.token_nll_triton": "triton",
     "siftline.kernels.token_nll_torch": "torch",
     "siftline.preselect.classifier": "fastText",
+    "siftline.langid.model": "fastText",
     "siftline.preselect.fasttext_train": "fastText",
     "siftline.preselect.labels": "torch (scores documents under the reference LMs)",
     "siftline.preselect.evaluate": "torch",

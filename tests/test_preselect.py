@@ -496,10 +496,11 @@ def test_color_filter_chooses_among_what_preselect_keeps() -> None:
         "preselect": {"enabled": True, "model": "unused.bin", "keep": 0.6},
         "color_filter": {"enabled": True, "prior": "p", "conditional": "c", "tau": 3}}})
     pre, color = preselect_score.SPEC, color_filter.SPEC
-    pcut = compute_cut(part_candidates(pre, [], {}, lambda part: table, 0),
+    pcut = compute_cut(part_candidates(pre, [], {}, config, lambda part: table, 0),
                        pre.cut.rule(config))
     assert pcut.groups["*"].kept == 3  # 30 of 50 characters: d0, d1, d2
-    cands = part_candidates(color, [pre], {"preselect": pcut}, lambda part: table, 0)
+    cands = part_candidates(color, [pre], {"preselect": pcut}, config,
+                            lambda part: table, 0)
     assert cands.column("id").to_pylist() == ["d0", "d1", "d2"]
     ccut = compute_cut(cands, color.cut.rule(config))  # the top 1/3 of 3: d2
     out = apply_selection(table, [color, pre], part=0,

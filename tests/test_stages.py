@@ -99,8 +99,9 @@ def test_registry_and_config_sections_name_the_same_stages_in_order() -> None:
     assert all(spec.name == name for name, spec in REGISTRY.items())
     assert set(StagesConfig.model_fields) == {*builtin_stage_names(), "custom"}
     reasons = drop_reasons(load_config({}))
-    assert reasons == ("empty", "too_long", "exact_duplicate", "near_duplicate", "classifier",
-                       "preselect", "color_filter")
+    assert reasons == ("empty", "too_long", "language", "gopher_quality", "gopher_repetition",
+                       "fineweb_quality", "c4_quality", "exact_duplicate", "near_duplicate",
+                       "classifier", "preselect", "color_filter")
 
 
 def test_custom_names_must_be_new_and_well_formed() -> None:

@@ -119,7 +119,9 @@ def inspect(output: Annotated[str, typer.Argument(help="A run's output folder.")
         accounting_line,
         duplicates_table,
         inputs_table,
+        near_dedupe_line,
         outputs_table,
+        rules_table,
         stats_table,
         timings_table,
     )
@@ -132,9 +134,10 @@ def inspect(output: Annotated[str, typer.Argument(help="A run's output folder.")
         fail(ConfigError(f"{output}: no finished run here (manifest.json/stats.json missing)"))
     manifest, stats = read_json(storage, layout.manifest), read_json(storage, layout.stats)
     examples = _duplicate_examples(output, manifest, storage, duplicates) if duplicates else []
+    by_rule = _rule_examples(output, manifest, storage, stats)
     if as_json:
-        print(json.dumps({"stats": stats, "manifest": manifest, "duplicates": examples},
-                         indent=2))
+        print(json.dumps({"stats": stats, "manifest": manifest, "duplicates": examples,
+                          "rule_examples": by_rule}, indent=2))
         return
     out.print(f"status: {manifest['status']}   config sha256: {manifest['config_sha256'][:16]}")
     out.print(inputs_table(manifest))
@@ -142,6 +145,10 @@ def inspect(output: Annotated[str, typer.Argument(help="A run's output folder.")
     out.print(stats_table(stats))
     out.print(timings_table(stats))
     out.print(accounting_line(stats))
+    if near := near_dedupe_line(stats):
+        out.print(near)
+    if stats.get("dropped_by_rule"):
+        out.print(rules_table(stats, by_rule))
     if duplicates:
         out.print(duplicates_table(examples))
 
@@ -153,6 +160,20 @@ def _duplicate_examples(output: str, manifest: dict[str, Any], storage: Storage,
     config = load_config({**manifest["config"], "storage": {}})
     try:
         return duplicate_examples(output, manifest, config, storage, limit)
+    except ConfigError as exc:
+        fail(exc)
+
+
+def _rule_examples(output: str, manifest: dict[str, Any], storage: Storage,
+                   stats: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """One dropped document per rule (`inspect`), when the run has rule stages."""
+    if not stats.get("dropped_by_rule"):
+        return {}
+    from siftline.selection.examples import rule_examples
+
+    config = load_config({**manifest["config"], "storage": {}})
+    try:
+        return rule_examples(output, manifest, config, storage, stats)
     except ConfigError as exc:
         fail(exc)
 

@@ -65,6 +65,17 @@ def accounting_line(stats: dict[str, Any]) -> str:
     )
 
 
+def near_dedupe_line(stats: dict[str, Any]) -> str | None:
+    """Near dedupe's candidate pairs, the edges verification kept, and its clusters."""
+    near = stats.get("near_dedupe", {})
+    if "candidate_pairs" not in near:
+        return None
+    return (f"near dedupe (verify {near['verify']}, threshold {near['threshold']:g}): "
+            f"{near['candidate_pairs']:,} candidate pairs -> {near['verified_edges']:,} edges; "
+            f"{near['clusters']:,} clusters of {near['clustered_documents']:,} documents, "
+            f"the largest {near['largest_cluster']:,}")
+
+
 def timings_table(stats: dict[str, Any]) -> Table:
     table = Table(title="wall time per phase")
     table.add_column("phase")
@@ -107,4 +118,18 @@ def duplicates_table(examples: list[dict[str, Any]]) -> Table:
                       f"{ex['kept_id']}\n{ex['kept_text']}")
     if not examples:
         table.add_row("-", "no near duplicates (or near_dedupe was off)", "")
+    return table
+
+
+def rules_table(stats: dict[str, Any], examples: dict[str, dict[str, Any]]) -> Table:
+    """Rows dropped by each rule of the rule stages, with one dropped document per rule."""
+    table = Table(title="dropped by rule (the first rule each row fails)", show_lines=True)
+    for name, justify in (("stage", "left"), ("rule", "left"), ("rows", "right"),
+                          ("example", "left")):
+        table.add_column(name, justify=justify, overflow="fold")
+    for stage, rules in stats.get("dropped_by_rule", {}).items():
+        for rule, count in rules.items():
+            ex = examples.get(f"{stage}.{rule}")
+            shown = f"{ex['id']}\n{ex['text']}" if ex else ""
+            table.add_row(stage, rule, f"{count:,}", shown)
     return table

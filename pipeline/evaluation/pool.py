@@ -50,7 +50,7 @@ def load_pool(output: str, config: PipelineConfig, storage: Storage,
     for split in (Split(**s) for s in manifest["splits"]):
         table = part_with_text(split, config, layout, storage)
         run_kept = pc.is_null(table.column("drop_reason"))
-        ruled = apply_selection(table, rules)
+        ruled = apply_selection(table, rules, config=config)
         keep = pc.is_null(ruled.column("drop_reason")).to_numpy(zero_copy_only=False)
         candidates += int(keep.sum())
         if target is not None and target.domain is not None:

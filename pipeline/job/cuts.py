@@ -50,7 +50,7 @@ def decide_cut(spec: StageSpec, earlier: list[StageSpec], cuts: dict[str, Cut],
     path = layout.cut(spec.name)
     if storage.exists(path):
         return Cut.from_json(read_json(storage, path))
-    task = partial(part_candidates, spec, earlier, cuts, read_part)
+    task = partial(part_candidates, spec, earlier, cuts, config, read_part)
     tables = executor.map(task, list(range(parts)), progress=progress)
     cands = pa.concat_tables(tables) if tables else CANDIDATE_SCHEMA.empty_table()
     cut = compute_cut(cands, spec.cut.rule(config))
@@ -62,9 +62,9 @@ def decide_cut(spec: StageSpec, earlier: list[StageSpec], cuts: dict[str, Cut],
 
 
 def part_candidates(spec: StageSpec, earlier: list[StageSpec], cuts: dict[str, Cut],
-                    read_part: ReadPart, part: int) -> pa.Table:
+                    config: PipelineConfig, read_part: ReadPart, part: int) -> pa.Table:
     """One part's candidates for `spec`'s cut: the rows every earlier rule keeps."""
-    table = apply_selection(read_part(part), earlier, part=part, cuts=cuts)
+    table = apply_selection(read_part(part), earlier, part=part, cuts=cuts, config=config)
     return candidates(table, part, spec.cut.column, spec.cut.tokens_column)
 
 

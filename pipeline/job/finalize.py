@@ -21,7 +21,7 @@ from siftline.io.writers import split_by_bytes, write_json, write_parquet
 from siftline.layout import Layout
 from siftline.selection.cut import Cut
 from siftline.selection.rules import apply_selection, kept_mask
-from siftline.stages.spec import StageSpec
+from siftline.stages.spec import StageSpec, rule_column
 
 DATA_COLUMNS = BASE_SCHEMA.names
 RUN_ROWS = 8
@@ -33,7 +33,7 @@ def finalize_table(
 ) -> dict[str, Any]:
     """Write `scored/` and `data/` files for one part and return its completion record. With
     `pending`, the local files are left for the caller to commit before saving the record."""
-    table = apply_selection(table, specs, part=part, cuts=cuts)
+    table = apply_selection(table, specs, part=part, cuts=cuts, config=config)
     compression = config.output.compression
     internal = {"text"}.union(*(spec.scratch(config) for spec in specs))
     scored_cols = [name for name in table.column_names if name not in internal]
@@ -51,6 +51,7 @@ def finalize_table(
         "rows": table.num_rows,
         "kept": kept.num_rows,
         "dropped": _dropped(table),
+        "rules": _rules(table, specs),
         "by_domain": _by_domain(table),
         "scored": scored.to_dict(),
         "data": data,
@@ -74,6 +75,19 @@ def kept_rows(table: pa.Table, mask: pa.ChunkedArray) -> pa.Table:
 def _dropped(table: pa.Table) -> dict[str, int]:
     reasons = table.column("drop_reason").drop_null().to_pylist()
     return dict(sorted(Counter(reasons).items()))
+
+
+def _rules(table: pa.Table, specs: list[StageSpec]) -> dict[str, dict[str, int]]:
+    """Per rule stage, its dropped rows by the rule that failed (`<stage>_rule`)."""
+    counts: dict[str, dict[str, int]] = {}
+    for spec in specs:
+        column = rule_column(spec)
+        if spec.rules is None or column not in table.column_names:
+            continue
+        mine = pc.fill_null(pc.equal(table.column("drop_reason"), spec.reason), False)
+        rules = table.column(column).filter(mine).to_pylist()
+        counts[spec.name] = dict(sorted(Counter(rules).items()))
+    return counts
 
 
 def _by_domain(table: pa.Table) -> dict[str, dict[str, int]]:

@@ -33,8 +33,11 @@ def build_stats(
     kept = sum(r["kept"] for r in final_records)
     dropped: Counter[str] = Counter()
     by_domain: dict[str, Counter[str]] = defaultdict(Counter)
+    by_rule: dict[str, Counter[str]] = defaultdict(Counter)
     for record in final_records:
         dropped.update(record["dropped"])
+        for stage, counts in record.get("rules", {}).items():
+            by_rule[stage].update(counts)
         for domain, counts in record["by_domain"].items():
             by_domain[domain].update(counts)
     stats = {
@@ -51,6 +54,9 @@ def build_stats(
         "chars_kept": sum(c["chars_kept"] for c in by_domain.values()),
         "wall_time_s": {name: round(sec, 3) for name, sec in timings.items()},
     }
+    if by_rule:
+        stats["dropped_by_rule"] = {stage: dict(sorted(by_rule[stage].items()))
+                                    for stage in sorted(by_rule)}
     if peaks:
         stats["peak_worker_rss_mb"] = {name: round(mb, 1) for name, mb in peaks.items()}
     check_invariant(stats)
@@ -65,6 +71,10 @@ def check_invariant(stats: dict[str, Any]) -> None:
             f"counts do not add up: input_records={stats['input_records']} but quarantined"
             f" + kept + dropped = {total}"
         )
+    for stage, rules in stats.get("dropped_by_rule", {}).items():
+        if sum(rules.values()) != stats["dropped"].get(stage, 0):
+            raise AccountingError(f"{stage}: its rules drop {sum(rules.values())} rows but "
+                                  f"{stats['dropped'].get(stage, 0)} are dropped for it")
 
 
 @functools.cache

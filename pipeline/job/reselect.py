@@ -33,8 +33,8 @@ from siftline.stages.registry import enabled_specs
 from siftline.stages.spec import StageSpec
 
 
-def check_scores_present(specs: list[StageSpec], layout: Layout, storage: Storage,
-                         parts: int) -> None:
+def check_scores_present(specs: list[StageSpec], config: PipelineConfig, layout: Layout,
+                         storage: Storage, parts: int) -> None:
     """Re-selection by a stage needs the columns the run persisted for it."""
     if not parts:
         return
@@ -42,7 +42,8 @@ def check_scores_present(specs: list[StageSpec], layout: Layout, storage: Storag
     empty = schema.empty_table()
     missing = [spec.name for spec in specs
                if (spec.cut is not None and spec.cut.column not in schema.names)
-               or (spec.drops is not None and spec.drops(empty) is None)]
+               or (spec.drops is not None and spec.drops(empty) is None)
+               or (spec.rules is not None and spec.rules(empty, config) is None)]
     if missing:
         raise ConfigError(f"{layout.root}: the run has no scores for {', '.join(missing)} "
                           "(its scored/ parts lack their columns); run the job with them")
@@ -56,7 +57,7 @@ def reselect(output: str, config: PipelineConfig, progress: Progress | None = No
     manifest = load_finished_manifest(output, storage)
     specs = enabled_specs(config)
     splits = [Split(**s) for s in manifest["splits"]]
-    check_scores_present(specs, layout, storage, len(splits))
+    check_scores_present(specs, config, layout, storage, len(splits))
     previous = read_json(storage, layout.stats)
     manifest["status"] = "selecting"
     write_json(storage, layout.manifest, manifest)

@@ -96,6 +96,8 @@ def run(config: PipelineConfig, *, overwrite: bool = False,
         mixture = job.mixture(final_records) if config.mixture.enabled else None
     stats = build_stats(map_records, final_records, timings, peaks)
     stats.update(stage_stats(specs, prepared, cuts))
+    for name, counts in job.shuffled.items():  # what each global step reports (near dedupe)
+        stats[name] = {**stats.get(name, {}), **counts}
     manifest = write_complete(config, plan, map_records, final_records, stats, mixture, layout,
                               storage)
     storage.delete(layout.work, recursive=True)
@@ -124,6 +126,7 @@ class _Job:
     reporter: Reporter
     timings: dict[str, float]
     peaks: dict[str, float]
+    shuffled: dict[str, dict[str, Any]] = field(default_factory=dict)  # a step's counts
 
     @property
     def parts(self) -> int:
@@ -173,8 +176,11 @@ class _Job:
         for spec in self.specs:
             if spec.shuffle is not None:
                 with self._timed(spec.name, self.parts + buckets) as progress:
-                    spec.shuffle.run(self.executor, self.layout, self.storage, self.parts,
-                                     buckets, _offset_progress(progress, self.parts, buckets))
+                    counts = spec.shuffle.run(self.executor, self.layout, self.storage,
+                                              self.parts, buckets,
+                                              _offset_progress(progress, self.parts, buckets))
+                if counts:  # a step may report counts for stats.json (GlobalStep.run)
+                    self.shuffled[spec.name] = counts
 
     def cuts(self) -> dict[str, Cut]:
         read_part = partial(_attached, self.specs, self.layout, self.storage,

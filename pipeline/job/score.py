@@ -52,9 +52,10 @@ class SplitScorer:
         try:
             for index, batch in enumerate(read_split(split, self.config.input, self.storage)):
                 tables.append(checkpoints.scored(
-                    index, batch.table, lambda t: apply_stages(t, self.stages, max_bytes)))
+                    index, batch.table,
+                    lambda t: apply_stages(t, self.stages, max_bytes, self.config)))
                 rejects.extend(batch.rejects)
-            empty = empty_scored_table(self.stages, max_bytes)
+            empty = empty_scored_table(self.stages, max_bytes, self.config)
         except StageError as exc:
             raise StageError(f"{split.uri}: {exc}") from exc
         table = pa.concat_tables([empty, *tables]) if tables else empty

@@ -68,3 +68,30 @@ def _texts_of(ids: set[str], layout: Layout, manifest: dict[str, Any],
         if len(found) == len(ids):
             break
     return found
+
+
+def rule_examples(output: str, manifest: dict[str, Any], config: PipelineConfig,
+                  storage: Storage, stats: dict[str, Any], chars: int = 120
+                  ) -> dict[str, dict[str, str]]:
+    """One dropped document per rule of the rule stages, keyed `<stage>.<rule>`: the first in
+    part order, its text re-read from the inputs and shown on one line."""
+    wanted = {f"{stage}.{rule}" for stage, rules in stats.get("dropped_by_rule", {}).items()
+              for rule in rules}
+    layout = Layout.for_output(output)
+    found: dict[str, str] = {}
+    for uri in (layout.path(f["path"]) for f in manifest["outputs"]["scored"]):
+        with storage.open(uri) as handle:
+            part = pq.read_table(handle)
+        for stage in stats.get("dropped_by_rule", {}):
+            column = f"{stage}_rule"
+            if column not in part.column_names:
+                continue
+            mine = part.filter(pc.fill_null(pc.equal(part.column("drop_reason"), stage), False))
+            for row_id, rule in zip(mine.column("id").to_pylist(),
+                                    mine.column(column).to_pylist(), strict=True):
+                found.setdefault(f"{stage}.{rule}", row_id)
+        if wanted <= found.keys():
+            break
+    texts = _texts_of(set(found.values()), layout, manifest, config, storage)
+    return {key: {"id": row_id, "text": " ".join(texts.get(row_id, "").split())[:chars]}
+            for key, row_id in sorted(found.items())}

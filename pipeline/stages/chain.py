@@ -4,6 +4,12 @@ The contract: a stage returns a pyarrow Table with the same rows in the same ord
 ids), every column it was given, and the columns it declares. A stage that breaks it, or a
 user's stage that raises, stops the job with a `StageError` naming the stage and a document
 (the caller adds the input file); nothing is dropped or reordered silently.
+
+Cleaning comes before the expensive scorers: a costly stage (a model per batch) sees the rows
+that the rule stages before it drop (language ID, the quality rules) as already dropped, so it
+leaves them unscored, as datatrove's and Dolma's pipelines never score what an earlier filter
+removed. Only the costly stage sees those provisional reasons; the batch keeps its own, and
+selection decides every reason again from the persisted columns.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from siftline.config import PipelineConfig
 from siftline.documents import add_local_reasons, make_table
@@ -47,17 +54,42 @@ def build_stages(config: PipelineConfig) -> list[BuiltStage]:
     return [BuiltStage(spec, spec.build(config)) for spec in enabled_specs(config)]
 
 
-def apply_stages(table: pa.Table, stages: list[BuiltStage], max_doc_bytes: int) -> pa.Table:
-    """Reading-time reasons first, then every stage in order."""
+def apply_stages(table: pa.Table, stages: list[BuiltStage], max_doc_bytes: int,
+                 config: PipelineConfig | None = None) -> pa.Table:
+    """Reading-time reasons first, then every stage in order; with the config, each costly
+    stage skips the rows the rule stages applied before it drop."""
     table = add_local_reasons(table, max_doc_bytes)
+    judges: list[StageSpec] = []
     for stage in stages:
-        table = stage(table)
+        if stage.spec.costly and judges and config is not None:
+            table = _without_judged(stage, table, judges, config)
+        else:
+            table = stage(table)
+        if stage.spec.rules is not None:
+            judges.append(stage.spec)
     return table
 
 
-def empty_scored_table(stages: list[BuiltStage], max_doc_bytes: int) -> pa.Table:
+def _without_judged(stage: BuiltStage, table: pa.Table, judges: list[StageSpec],
+                    config: PipelineConfig) -> pa.Table:
+    """Run `stage` with the judges' drops as provisional reasons, then restore the batch's."""
+    index = table.column_names.index("drop_reason")
+    reasons = [table.column("drop_reason")]
+    for spec in judges:
+        if spec.priority < stage.spec.priority:
+            failed = spec.rules(table, config)
+            if failed is not None:
+                reasons.append(pc.if_else(pc.is_valid(failed), spec.reason,
+                                          pa.scalar(None, pa.string())))
+    provisional = pc.coalesce(*reasons) if len(reasons) > 1 else reasons[0]
+    out = stage(table.set_column(index, "drop_reason", provisional))
+    return out.set_column(index, "drop_reason", table.column("drop_reason"))
+
+
+def empty_scored_table(stages: list[BuiltStage], max_doc_bytes: int,
+                       config: PipelineConfig | None = None) -> pa.Table:
     """The schema a split's scored table has, built by running the stages on zero rows."""
-    return apply_stages(make_table([], [], [], []), stages, max_doc_bytes)
+    return apply_stages(make_table([], [], [], []), stages, max_doc_bytes, config)
 
 
 def check_contract(spec: StageSpec, given: pa.Table, out: object) -> None:

@@ -2,8 +2,9 @@
 
 Per batch, `MinHashBands` adds each document's MinHash signature (`minhash`) and LSH band keys
 (`near_bands`), datasketch-compatible (see `siftline.dedupe`). After scoring, a shuffle over
-every part clusters the documents that share a band key (`siftline.dedupe.near`), and selection
-drops every row that is not its cluster's representative (`dup_is_rep`).
+every part clusters the documents that share a band key and pass `verify` (the signatures'
+estimate of their Jaccard, or the exact one, against `threshold`: `siftline.dedupe.near`), and
+selection drops every row that is not its cluster's representative (`dup_is_rep`).
 """
 
 from __future__ import annotations
@@ -21,10 +22,15 @@ from siftline.dedupe.near import (
     BANDS_COLUMN,
     IS_REP_COLUMN,
     SIGNATURE_COLUMN,
+    Verify,
     attach_dup_cluster,
     run_near_dedupe,
+    save_verify,
 )
 from siftline.documents import as_table
+from siftline.io.storage import Storage
+from siftline.layout import Layout
+from siftline.progress import Reporter
 from siftline.stages.spec import GlobalStep, StageSpec
 
 
@@ -65,6 +71,18 @@ def _build(config: PipelineConfig) -> MinHashBands:
     return MinHashBands(config.stages.near_dedupe)
 
 
+def verify_of(config: NearDedupeConfig) -> Verify:
+    return Verify(config.verify, config.threshold, config.ngram, config.char)
+
+
+def _prepare(config: PipelineConfig, storage: Storage, reporter: Reporter,
+             overwrite: bool) -> dict[str, Any]:
+    """Record how candidate pairs are verified: the shuffle is given no config."""
+    layout = Layout.for_output(config.output.path, config.output.work_dir)
+    save_verify(layout, storage, verify_of(config.stages.near_dedupe))
+    return {}
+
+
 def _scratch(config: PipelineConfig) -> tuple[str, ...]:
     """Band keys only serve the shuffle; signatures are kept on request."""
     keep = config.stages.near_dedupe.keep_signatures
@@ -73,6 +91,7 @@ def _scratch(config: PipelineConfig) -> tuple[str, ...]:
 
 SPEC = StageSpec(
     name="near_dedupe", reason="near_duplicate", priority=20, build=_build,
-    columns=(BANDS_COLUMN, SIGNATURE_COLUMN), scratch=_scratch, drops=_near_duplicates,
+    columns=(BANDS_COLUMN, SIGNATURE_COLUMN), scratch=_scratch, prepare=_prepare,
+    drops=_near_duplicates,
     shuffle=GlobalStep(run=run_near_dedupe, attach=attach_dup_cluster),
 )

@@ -8,14 +8,26 @@ from __future__ import annotations
 
 from siftline.config import PipelineConfig
 from siftline.documents import LOCAL_REASONS
-from siftline.stages import classifier, color_filter, exact_dedupe, near_dedupe, preselect_score
+from siftline.stages import (
+    c4_quality,
+    classifier,
+    color_filter,
+    exact_dedupe,
+    fineweb_quality,
+    gopher_quality,
+    gopher_repetition,
+    language,
+    near_dedupe,
+    preselect_score,
+)
 from siftline.stages.custom import custom_spec
 from siftline.stages.spec import StageSpec, by_priority
 
 REGISTRY: dict[str, StageSpec] = {
     spec.name: spec
-    for spec in (exact_dedupe.SPEC, near_dedupe.SPEC, color_filter.SPEC, preselect_score.SPEC,
-                 classifier.SPEC)
+    for spec in (language.SPEC, gopher_quality.SPEC, gopher_repetition.SPEC, fineweb_quality.SPEC,
+                 c4_quality.SPEC, exact_dedupe.SPEC, near_dedupe.SPEC, color_filter.SPEC,
+                 preselect_score.SPEC, classifier.SPEC)
 }
 
 

@@ -5,8 +5,10 @@ worker (a model is loaded once). Its declaration says everything else the job ne
 users pass to `--stages` (also its config section under `stages:`), the drop reason it records
 and that reason's priority, the columns it adds, whether its batches are worth checkpointing,
 its GPU share, a preflight check, what it prepares before scoring (models, a classifier), and
-either a rule over its own columns (`drops`), a global score cut (`cut`) or a shuffle over every
-part (`shuffle`, the dedupe clusterings). Nothing elsewhere names a stage.
+how it drops rows: a mask over its own columns (`drops`, the dedupe stages), named rules with
+thresholds from the config over its measurements (`rules`, the quality rules and language ID:
+`select` re-decides them), a global score cut (`cut`) or a shuffle over every part (`shuffle`,
+the dedupe clusterings). Nothing elsewhere names a stage.
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ from siftline.progress import Reporter
 from siftline.selection.cut import CutRule
 
 Stage = Callable[[pa.Table], pa.Table]
+# Per row, the name of the rule that drops it (null where every rule passes); None when the
+# table lacks the stage's columns.
+Rules = Callable[[pa.Table, PipelineConfig], pa.Array | pa.ChunkedArray | None]
 
 
 def no_gpus(config: PipelineConfig) -> float:
@@ -74,9 +79,15 @@ class StageSpec:
     preflight: Callable[[PipelineConfig], None] | None = None  # before any work; ConfigError
     prepare: Callable[[PipelineConfig, Storage, Reporter, bool], dict[str, Any]] | None = None
     drops: Callable[[pa.Table], pa.Array | pa.ChunkedArray | None] | None = None  # bool mask
+    rules: Rules | None = None  # failing rule names, written as the column `<name>_rule`
     cut: ScoreCut | None = None
     shuffle: GlobalStep | None = None
     builtin: bool = True  # False: a user's stage (`stages.custom`)
+
+
+def rule_column(spec: StageSpec) -> str:
+    """The column that names the rule a row failed, in `scored/` (stages with `rules`)."""
+    return f"{spec.name}_rule"
 
 
 def by_priority(specs: list[StageSpec]) -> list[StageSpec]:

@@ -1,0 +1,1 @@
+"""Text-quality measurements: the words and sentences the heuristic quality filters count."""
