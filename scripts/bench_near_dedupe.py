@@ -337,7 +337,8 @@ def report(meta: dict[str, Any], sig: dict[str, Any], job: dict[str, Any],
         ["candidate pairs / edges / largest cluster", near_counts(job["near"])]]
     phases = {**job["phases"], "other": secs - sum(job["phases"].values())}
     cpu = {**job["phase_cpu"], "other": job["cpu_seconds"] - sum(job["phase_cpu"].values())}
-    prows = [[k, f"{v:.1f}", f"{v / secs:.0%}", f"{n / v:,.0f}", f"{cpu[k]:.1f}"]
+    prows = [[k, f"{v:.1f}", f"{v / secs:.0%}", f"{n / v:,.0f}" if v else "-",
+              f"{cpu[k]:.1f}" if k in cpu else "-"]
              for k, v in phases.items()]
     srows = [
         ["minhash_signatures (CPU 0)",
