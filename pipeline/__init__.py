@@ -28,7 +28,8 @@ def select(output: str, config=None, overrides: dict | None = None) -> dict:
 
     if config is None:
         base = load_finished_manifest(output, Storage())["config"]
-        config = load_config(base | {"storage": {}}, overrides)
+        origin = f"{output.rstrip('/')}/manifest.json" + (" + overrides" if overrides else "")
+        config = load_config(base | {"storage": {}}, overrides, origin=origin)
     elif not isinstance(config, PipelineConfig):
         config = load_config(config, overrides)
     return reselect(output, config)

@@ -11,7 +11,8 @@ import difflib
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from types import UnionType
+from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
 import yaml
 from pydantic import (
@@ -260,15 +261,61 @@ class TrainJobConfig(_Section):
                              "here must then agree with its config.")
 
 
-def _format_error(exc: ValidationError, origin: str) -> str:
+def _format_error(exc: ValidationError, origin: str, model: type[BaseModel]) -> str:
     lines = [f"invalid configuration ({origin}):"]
     for err in exc.errors():
         key = ".".join(str(part) for part in err["loc"]) or "<root>"
         if err["type"] == "extra_forbidden":
-            lines.append(f"  {key}: unknown key")
+            lines.append(f"  {key}: unknown key{_did_you_mean(model, err['loc'])}")
         else:
             lines.append(f"  {key}: {err['msg']}")
     return "\n".join(lines)
+
+
+def _did_you_mean(model: type[BaseModel], loc: tuple[int | str, ...]) -> str:
+    """`` (did you mean 'threshold'?)`` for an unknown key: the closest field name of the section
+    it sits in, so a typo in a YAML key or a `--set` key points at the right spelling."""
+    if not loc or not isinstance(loc[-1], str):
+        return ""
+    node: Any = model
+    for part in loc[:-1]:
+        node = _step(node, part)
+        if node is None:
+            return ""
+    known = [name for section in _sections(node) for name in section.model_fields]
+    close = difflib.get_close_matches(loc[-1], known, 1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _sections(annotation: Any) -> list[type[BaseModel]]:
+    """The config sections an annotation may hold (`Section`, `Section | None`, a union)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    if get_origin(annotation) in (Union, UnionType, Annotated):
+        return [s for arg in get_args(annotation) for s in _sections(arg)]
+    return []
+
+
+def _step(annotation: Any, part: int | str) -> Any:
+    """The annotation one location part below `annotation` (a field, a list index, a dict key or
+    a union member's tag), or None where the location leaves the known sections."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        field = annotation.model_fields.get(str(part))
+        return field.annotation if field is not None else None
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin in (Union, UnionType, Annotated):
+        for arg in args:
+            if isinstance(arg, type) and arg.__name__ == part:
+                return arg
+        steps = [_step(arg, part) for arg in args if arg is not type(None)]
+        return next((s for s in steps if s is not None), None)
+    if origin in (list, set, frozenset) and args and isinstance(part, int):
+        return args[0]
+    if origin is tuple and args and isinstance(part, int):
+        return args[0] if len(args) == 2 and args[1] is Ellipsis else args[min(part, len(args) - 1)]
+    if origin is dict and len(args) == 2:
+        return args[1]
+    return None
 
 
 def _parse_scalar(raw: str) -> Any:
@@ -311,17 +358,21 @@ def load_config(
     overrides: dict[str, Any] | None = None,
     model: type[M] = PipelineConfig,  # type: ignore[assignment]
     stages: list[str] | None = None,
+    *,
+    origin: str | None = None,
 ) -> M:
     """Build a config (a `PipelineConfig` unless `model` names another top-level section model)
     from a YAML path or dict plus dotted overrides; `stages` enables exactly those stages.
-    Errors name the key."""
-    origin = "defaults"
+    Errors name the key, and say where the config came from: `origin` when given (the CLI
+    names its flags), else the file, `defaults` or `dict`, with `+ overrides` when there are
+    some."""
+    label = "defaults"
     data: dict[str, Any] = {}
     if isinstance(source, dict):
-        data, origin = dict(source), "dict"
+        data, label = dict(source), "dict"
     elif source is not None:
         path = Path(source)
-        origin = str(path)
+        label = str(path)
         if not path.is_file():
             raise ConfigError(f"config file not found: {path}")
         try:
@@ -331,6 +382,8 @@ def load_config(
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"{path}: the top level must be a mapping of sections")
         data = loaded or {}
+    if origin is None:
+        origin = f"{label} + overrides" if overrides or stages is not None else label
     data = json.loads(json.dumps(data))  # deep copy, so overrides never touch the caller's dict
     if overrides:
         data = apply_overrides(data, overrides)
@@ -339,7 +392,7 @@ def load_config(
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_format_error(exc, origin)) from None
+        raise ConfigError(_format_error(exc, origin, model)) from None
 
 
 def parse_set_options(items: list[str]) -> dict[str, Any]:

@@ -7,6 +7,7 @@ attribute files. An input that changed since scoring is an error, never a silent
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pyarrow as pa
@@ -29,6 +30,21 @@ def load_finished_manifest(output: str, storage: Storage) -> dict[str, Any]:
     if manifest.get("status") not in ("complete", "selecting"):
         raise ConfigError(f"{output}: the run is not complete; finish it with `siftline run`")
     return manifest
+
+
+def reject_examples(output: str, manifest: dict[str, Any], storage: Storage,
+                    limit: int) -> list[dict[str, Any]]:
+    """The first `limit` quarantined records (OUT/rejects/, in part then line order), for
+    `inspect`: where each was and what was wrong with it."""
+    layout, examples = Layout.for_output(output), []
+    for rel in manifest["outputs"]["rejects"]:
+        with storage.open(layout.path(rel), "rb") as handle:
+            for line in handle:
+                if len(examples) == limit:
+                    return examples
+                if line.strip():
+                    examples.append(json.loads(line))
+    return examples
 
 
 def read_scored(layout: Layout, storage: Storage, part: int,

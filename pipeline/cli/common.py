@@ -57,8 +57,16 @@ def stages_of(stages: str | None) -> list[str] | None:
     return None if stages is None else [s.strip() for s in stages.split(",") if s.strip()]
 
 
+def origin_of(source: str | None, flags: bool) -> str:
+    """What a configuration error calls its source: the file (or a run's manifest), `defaults`
+    without one, and `+ command-line options` when flags changed it."""
+    label = source or "defaults"
+    return f"{label} + command-line options" if flags else label
+
+
 def load(config: str | None, overrides: dict[str, Any], stages: str | None) -> PipelineConfig:
-    return load_config(config, overrides, stages=stages_of(stages))
+    return load_config(config, overrides, stages=stages_of(stages),
+                       origin=origin_of(config, bool(overrides) or stages is not None))
 
 
 class PrintReporter:
@@ -70,6 +78,10 @@ class PrintReporter:
     def phase(self, name: str, total: int) -> None: ...
 
     def advance(self, done: int, total: int) -> None: ...
+
+    def count(self, docs: int, nbytes: int = 0) -> None: ...
+
+    def end(self) -> None: ...
 
     def message(self, text: str) -> None:
         if not self.quiet:

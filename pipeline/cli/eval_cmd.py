@@ -15,6 +15,7 @@ from siftline.cli.common import (
     SetOpt,
     err,
     fail,
+    origin_of,
     out,
     overrides_of,
 )
@@ -52,9 +53,10 @@ def eval_selection_command(config: Annotated[str | None, typer.Argument(
             if not output:
                 raise ConfigError("give a config file, or --output of a finished run")
             manifest = load_finished_manifest(output, Storage())
-            cfg = load_config({**manifest["config"], "storage": {}}, overrides)
+            cfg = load_config({**manifest["config"], "storage": {}}, overrides,
+                              origin=origin_of(f"{output.rstrip('/')}/manifest.json", True))
         else:
-            cfg = load_config(config, overrides)
+            cfg = load_config(config, overrides, origin=origin_of(config, bool(overrides)))
             if not cfg.evaluation.selected:  # the run's selections: run (or resume) it first
                 if quiet or as_json:
                     run_job(cfg, reporter=SilentReporter())

@@ -14,6 +14,7 @@ from siftline.cli.common import (
     SetOpt,
     err,
     fail,
+    origin_of,
     out,
     overrides_of,
 )
@@ -42,7 +43,8 @@ def train_lm_command(config: Annotated[str | None, typer.Argument(help="YAML con
         overrides = overrides_of(inputs, output, None, None, sets)
         if init:
             overrides["init"] = init
-        cfg = load_config(config, overrides, model=TrainJobConfig)
+        cfg = load_config(config, overrides, model=TrainJobConfig,
+                          origin=origin_of(config, bool(overrides)))
         if quiet or as_json:
             result = run_training(cfg, overwrite=overwrite, progress=TrainProgress())
         else:

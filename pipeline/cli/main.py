@@ -28,10 +28,12 @@ from siftline.cli.common import (
     err,
     fail,
     load,
+    origin_of,
     out,
     overrides_of,
     stages_of,
 )
+from siftline.cli.config_cmd import config_command
 from siftline.cli.eval_cmd import eval_selection_command
 from siftline.cli.lm_cmd import eval_lm_command, train_lm_command
 from siftline.cli.mixture_cmd import mix_command, weights_command
@@ -45,6 +47,23 @@ if TYPE_CHECKING:
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Select the pretraining text that teaches a model the most.")
+REJECT_EXAMPLES = 5  # quarantined records `inspect` shows
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        print(f"siftline {version('siftline')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(show_version: Annotated[bool, typer.Option(
+        "--version", callback=_print_version, is_eager=True,
+        help="Print the installed siftline version and exit.")] = False) -> None:
+    """Options before any command (`siftline --version`)."""
+
 
 @app.command()
 def run(config: ConfigArg, inputs: InputOpt = None, output: OutputOpt = None,
@@ -55,22 +74,20 @@ def run(config: ConfigArg, inputs: InputOpt = None, output: OutputOpt = None,
                              ] = False,
         quiet: QuietOpt = False, as_json: JsonOpt = False) -> None:
     """Run the job (or resume it, or do nothing if it already finished)."""
-    from siftline.cli.render import RichReporter, accounting_line, stats_table, timings_table
+    from siftline.cli.interrupts import resumable
+    from siftline.cli.progress_log import job_reporter
+    from siftline.cli.render import accounting_line, rejects_line, stats_table, timings_table
     from siftline.errors import AccountingError
     from siftline.job.runner import run as run_job
-    from siftline.progress import SilentReporter
 
     try:
         cfg = load(config, overrides_of(inputs, output, executor, ray_address, sets, targets),
                    stages)
-        if as_json:
-            with stdout_to_stderr():
-                result = run_job(cfg, overwrite=overwrite, reporter=SilentReporter())
-        elif quiet:
-            result = run_job(cfg, overwrite=overwrite, reporter=SilentReporter())
-        else:
-            with RichReporter(err) as reporter:
-                result = run_job(cfg, overwrite=overwrite, reporter=reporter)
+        # bars on a terminal, log lines elsewhere (cli/progress_log.py); stdout: the JSON alone
+        with resumable(cfg.output.path), \
+                job_reporter(quiet=quiet, as_json=as_json) as reporter, \
+                stdout_to_stderr(as_json):
+            result = run_job(cfg, overwrite=overwrite, reporter=reporter)
     except ConfigError as exc:
         fail(exc)
     except AccountingError as exc:
@@ -84,6 +101,8 @@ def run(config: ConfigArg, inputs: InputOpt = None, output: OutputOpt = None,
         err.print(timings_table(result.stats))
         err.print(f"output: {result.output} ({result.status})")
         err.print(accounting_line(result.stats))
+        if rejects := rejects_line(result.output, result.stats):
+            err.print(rejects, markup=False, highlight=False)
         _print_weights(result.output, cfg)
 
 
@@ -121,6 +140,8 @@ def inspect(output: Annotated[str, typer.Argument(help="A run's output folder.")
         inputs_table,
         near_dedupe_line,
         outputs_table,
+        rejects_line,
+        rejects_table,
         rules_table,
         stats_table,
         timings_table,
@@ -128,6 +149,7 @@ def inspect(output: Annotated[str, typer.Argument(help="A run's output folder.")
     from siftline.io.storage import Storage
     from siftline.io.writers import read_json
     from siftline.layout import Layout
+    from siftline.outputs import reject_examples
 
     storage, layout = Storage(), Layout.for_output(output)
     if not storage.exists(layout.manifest) or not storage.exists(layout.stats):
@@ -135,16 +157,22 @@ def inspect(output: Annotated[str, typer.Argument(help="A run's output folder.")
     manifest, stats = read_json(storage, layout.manifest), read_json(storage, layout.stats)
     examples = _duplicate_examples(output, manifest, storage, duplicates) if duplicates else []
     by_rule = _rule_examples(output, manifest, storage, stats)
+    rejects = reject_examples(output, manifest, storage, REJECT_EXAMPLES)
     if as_json:
         print(json.dumps({"stats": stats, "manifest": manifest, "duplicates": examples,
-                          "rule_examples": by_rule}, indent=2))
+                          "rule_examples": by_rule, "reject_examples": rejects}, indent=2))
         return
     out.print(f"status: {manifest['status']}   config sha256: {manifest['config_sha256'][:16]}")
     out.print(inputs_table(manifest))
     out.print(outputs_table(manifest))
     out.print(stats_table(stats))
     out.print(timings_table(stats))
+    if "select_wall_time_s" in stats:
+        out.print(timings_table(stats, "select_"))
     out.print(accounting_line(stats))
+    if rejects:
+        out.print(rejects_line(output, stats, inspect_hint=False), markup=False, highlight=False)
+        out.print(rejects_table(rejects, stats["quarantined"]))
     if near := near_dedupe_line(stats):
         out.print(near)
     if stats.get("dropped_by_rule"):
@@ -192,9 +220,11 @@ def select(output: Annotated[str, typer.Argument(help="A finished run's output f
            sets: SetOpt = None, executor: ExecutorOpt = None,
            quiet: QuietOpt = False, as_json: JsonOpt = False) -> None:
     """Re-select from OUT/scored/ with other rules, without re-scoring."""
-    from siftline.cli.render import accounting_line, stats_table
+    from siftline.cli.interrupts import resumable
+    from siftline.cli.progress_log import job_reporter
+    from siftline.cli.render import accounting_line, stats_table, timings_table
     from siftline.io.storage import Storage
-    from siftline.job.reselect import reselect
+    from siftline.job.reselect import check_stages_ran, reselect
     from siftline.outputs import load_finished_manifest
 
     try:
@@ -211,18 +241,31 @@ def select(output: Annotated[str, typer.Argument(help="A finished run's output f
         if preselect_keep is not None:
             overrides.update({"stages.preselect.keep": preselect_keep,
                               "stages.preselect.threshold": None})
+        named = stages_of(stages)
+        shortcuts = [(flag, stage) for flag, stage, value in
+                     (("--color-tau", "color_filter", color_tau),
+                      ("--preselect-keep", "preselect", preselect_keep)) if value is not None]
+        for flag, stage in shortcuts:  # a shortcut selects by its stage: it must be on
+            if named is not None and stage not in named:
+                raise ConfigError(f"{flag} re-selects by {stage}, which --stages leaves out")
+        check_stages_ran(output, manifest, [*(named or []), *(s for _, s in shortcuts)],
+                         storage)
         overrides["executor.kind"] = executor or manifest.get("executor", {}).get("kind", "ray")
-        cfg = load_config(base, overrides, stages=stages_of(stages))
+        cfg = load_config(base, overrides, stages=named,
+                          origin=origin_of(f"{output.rstrip('/')}/manifest.json", True))
         if storage_config is not None:
             cfg.storage = storage_config
-        with stdout_to_stderr(as_json):
-            new_stats = reselect(output, cfg)
+        with resumable(output), \
+                job_reporter(quiet=quiet, as_json=as_json, bars=False) as reporter, \
+                stdout_to_stderr(as_json):
+            new_stats = reselect(output, cfg, reporter=reporter)
     except ConfigError as exc:
         fail(exc)
     if as_json:
         print(json.dumps(new_stats, indent=2))
     elif not quiet:
         err.print(stats_table(new_stats))
+        err.print(timings_table(new_stats, "select_"))
         err.print(accounting_line(new_stats))
 
 
@@ -244,6 +287,7 @@ def _print_weights(output: str, cfg: PipelineConfig) -> None:
             err.print(line)
 
 
+app.command("config")(config_command)
 app.command("train-lm")(train_lm_command)
 app.command("eval-lm")(eval_lm_command)
 app.command("weights")(weights_command)

@@ -11,7 +11,8 @@ from typing import Annotated, Any
 
 import typer
 
-from siftline.cli.common import err, fail
+from siftline.cli.common import err, fail, origin_of
+from siftline.cli.helptext import literal
 
 OutArg = Annotated[str, typer.Argument(help="A finished run's output folder.")]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
@@ -23,8 +24,8 @@ def weights_command(
     tau: Annotated[float | None, typer.Option(
         "--tau", help="One temperature for all of training (instead of --schedule).")] = None,
     schedule: Annotated[str | None, typer.Option(
-        "--schedule", help="Phases START:END:TAU, comma-separated, covering 0..1; default "
-        "the run's (Cooldown: 0:0.5:5,0.5:1:1).")] = None,
+        "--schedule", help=literal("Phases START:END:TAU, comma-separated, covering 0..1; "
+                                   "default the run's (Cooldown: 0:0.5:5,0.5:1:1)."))] = None,
     train_tokens: Annotated[str | None, typer.Option(
         "--train-tokens", help="Training budget: 1000000, 500M, 1B, 2T.")] = None,
     max_epochs: Annotated[float | None, typer.Option(
@@ -57,7 +58,8 @@ def weights_command(
         overrides.update({f"mixture.{k}": v for k, v in flags.items() if v is not None})
         storage = Storage()
         base = load_finished_manifest(output, storage)["config"].get("mixture", {})
-        cfg = load_config({"mixture": base}, overrides).mixture
+        cfg = load_config({"mixture": base}, overrides, origin=origin_of(
+            f"{output.rstrip('/')}/manifest.json", bool(overrides))).mixture
         doc = reweigh(output, cfg, storage)
     except ConfigError as exc:
         fail(exc)

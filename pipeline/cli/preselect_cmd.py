@@ -15,6 +15,7 @@ from siftline.cli.common import (
     SetOpt,
     err,
     fail,
+    origin_of,
     overrides_of,
 )
 from siftline.config import load_config
@@ -34,7 +35,8 @@ def preselect_label(config: ConfigArg, inputs: InputOpt = None, sets: SetOpt = N
     from siftline.preselect.build import make_labels, reference_models
 
     try:
-        cfg = load_config(config, overrides_of(inputs, None, None, None, sets))
+        overrides = overrides_of(inputs, None, None, None, sets)
+        cfg = load_config(config, overrides, origin=origin_of(config, bool(overrides)))
         reporter = PrintReporter(quiet=as_json)
         refs, _ = reference_models(cfg, reporter)
         summary = make_labels(cfg, refs, reporter, labels)
@@ -64,7 +66,8 @@ def preselect_train(config: ConfigArg, sets: SetOpt = None,
     from siftline.preselect.build import CLASSIFIER_FILE, LABELS_FILE, models_dir, train_classifier
 
     try:
-        cfg = load_config(config, overrides_of(None, None, None, None, sets))
+        overrides = overrides_of(None, None, None, None, sets)
+        cfg = load_config(config, overrides, origin=origin_of(config, bool(overrides)))
         labels_path = labels or join(models_dir(cfg), LABELS_FILE)
         if not Path(labels_path).is_file():
             raise ConfigError(f"--labels: {labels_path} not found; run `siftline preselect "

@@ -7,10 +7,14 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from siftline.progress import SilentReporter
 
-PHASE_ORDER = ["read+score", "exact_dedupe", "near_dedupe", "select+write"]
+# For a stats.json written before `phase_order`: the order phases run in, by name (`prepare X`
+# and `cut X` by prefix; a shuffle is named after its stage, and any name not listed here runs
+# between scoring and the cuts).
+PHASE_ORDER = ("warm_up", "prepare ", "read+score", None, "cut ", "select+write", "weights")
 
 
 class RichReporter(SilentReporter):
@@ -65,6 +69,32 @@ def accounting_line(stats: dict[str, Any]) -> str:
     )
 
 
+def rejects_line(output: str, stats: dict[str, Any], inspect_hint: bool = True) -> str | None:
+    """Where the quarantined records are, when there are any: a count alone sends the user
+    looking."""
+    if not stats.get("quarantined"):
+        return None
+    hint = f"; `siftline inspect {output}` shows examples" if inspect_hint else ""
+    return (f"quarantined records are in {output.rstrip('/')}/rejects/ (JSON Lines: source, "
+            f"position, error, raw){hint}")
+
+
+def rejects_table(examples: list[dict[str, Any]], total: int) -> Table:
+    """A few quarantined records: where each was and what was wrong with it."""
+    table = Table(title=f"quarantined records ({len(examples)} of {total:,})")
+    for name, justify in (("source", "left"), ("position", "right"), ("error", "left")):
+        table.add_column(name, justify=justify, overflow="fold")
+    for reject in examples:
+        if "line" in reject:
+            position = f"line {reject['line']:,}"
+        elif "row" in reject:
+            position = f"row {reject['row']:,}"
+        else:
+            position = f"byte {reject.get('byte_offset', 0):,}"
+        table.add_row(Text(reject["source"]), position, Text(reject["error"]))  # not markup
+    return table
+
+
 def near_dedupe_line(stats: dict[str, Any]) -> str | None:
     """Near dedupe's candidate pairs, the edges verification kept, and its clusters."""
     near = stats.get("near_dedupe", {})
@@ -76,15 +106,26 @@ def near_dedupe_line(stats: dict[str, Any]) -> str | None:
             f"the largest {near['largest_cluster']:,}")
 
 
-def timings_table(stats: dict[str, Any]) -> Table:
-    table = Table(title="wall time per phase")
+def timings_table(stats: dict[str, Any], prefix: str = "") -> Table:
+    """Wall time per phase in the order the phases ran (stats.json's `phase_order`: its keys
+    are sorted); `prefix="select_"`: the last `siftline select`'s phases."""
+    title = "wall time per phase" + (" (last select)" if prefix else "")
+    table = Table(title=title, min_width=len(title) + 4)  # the title on one line
     table.add_column("phase")
     table.add_column("seconds", justify="right")
-    timings = stats.get("wall_time_s", {})
-    rank = {name: i for i, name in enumerate(PHASE_ORDER)}
-    for name in sorted(timings, key=lambda n: (rank.get(n, len(rank)), n)):
+    timings = stats.get(f"{prefix}wall_time_s", {})
+    order = [name for name in stats.get(f"{prefix}phase_order", []) if name in timings]
+    order += sorted((name for name in timings if name not in order), key=_phase_rank)
+    for name in order:
         table.add_row(name, f"{timings[name]:.2f}")
     return table
+
+
+def _phase_rank(name: str) -> int:
+    for rank, start in enumerate(PHASE_ORDER):
+        if start is not None and (name == start or start.endswith(" ") and name.startswith(start)):
+            return rank
+    return PHASE_ORDER.index(None)
 
 
 def outputs_table(manifest: dict[str, Any]) -> Table:

@@ -32,7 +32,7 @@ from siftline.io.inputs import (
     plan_splits,
     split_codec,
 )
-from siftline.io.jsonl import MAX_LINE_BYTES, iter_lines, lookup
+from siftline.io.jsonl import MAX_LINE_BYTES, iter_lines, json_error, lookup
 from siftline.io.readers import read_split
 from siftline.io.storage import Storage, join
 
@@ -233,7 +233,7 @@ def read_records(uri: str, storage: Storage) -> Iterator[tuple[int, dict[str, An
             except UnicodeDecodeError as exc:
                 _fail(uri, line, None, f"not valid UTF-8 (byte {exc.start} of the line)")
             except json.JSONDecodeError as exc:
-                _fail(uri, line, None, f"invalid JSON: {exc.msg} at column {exc.colno}")
+                _fail(uri, line, None, json_error(exc))
             if not isinstance(record, dict):
                 _fail(uri, line, None, f"expected a JSON object, got {type(record).__name__}")
             yield line, record

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 R = TypeVar("R")
 Progress = Callable[[int, int], None]  # (done, total)
+OnResult = Callable[[Any], None]  # one finished item's result, in the driver
 
 
 class Executor(ABC):
@@ -34,11 +35,14 @@ class Executor(ABC):
         setup: Callable[[], Any] | None = None,
         progress: Progress | None = None,
         gpus: float = 0,
+        on_result: OnResult | None = None,
     ) -> list[R]:
         """Apply `fn(item)`, or `fn(state, item)` with `state = setup()` built once per worker.
 
         `gpus` > 0 asks for that share of a GPU per worker (a model-holding phase); executors
-        without GPU scheduling run such phases on their ordinary workers.
+        without GPU scheduling run such phases on their ordinary workers. `on_result` sees each
+        result in the driver as it arrives (finishing order), before `progress`: what a phase
+        counts while it runs (documents, bytes).
         """
 
     def warm_up(self, fn: Callable[[], Any]) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from siftline.executors.base import Executor, Progress
+from siftline.executors.base import Executor, OnResult, Progress
 from siftline.executors.memory import peak_rss_mb, reset_peak
 
 T = TypeVar("T")
@@ -28,6 +28,7 @@ class LocalExecutor(Executor):
         setup: Callable[[], Any] | None = None,
         progress: Progress | None = None,
         gpus: float = 0,
+        on_result: OnResult | None = None,
     ) -> list[R]:
         if not items:
             return []
@@ -36,6 +37,8 @@ class LocalExecutor(Executor):
         results = []
         for done, item in enumerate(items, 1):
             results.append(fn(item) if setup is None else fn(state, item))
+            if on_result:
+                on_result(results[-1])
             if progress:
                 progress(done, len(items))
         self._record_peak(peak_rss_mb())

@@ -16,16 +16,20 @@ setup are fetched by each worker once per phase, not unpickled with every task.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
+import sys
+import threading
 import uuid
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 from siftline.errors import ConfigError
-from siftline.executors.base import Executor, Progress
+from siftline.executors.base import Executor, OnResult, Progress
 from siftline.executors.memory import peak_rss_mb, reset_peak
 
 T = TypeVar("T")
@@ -44,6 +48,48 @@ def _quiet_local_env() -> None:
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+
+
+def _plain_worker_lines() -> None:
+    """Where the driver's output is a log file (a batch job), the worker lines Ray forwards get
+    no ANSI colour in their `(_Worker pid=…)` prefix and are flushed as they come, so they sit
+    next to siftline's own timestamped lines instead of a buffer later. Ray reads the colour
+    setting as it prints, the flush one when it is first imported; a user's setting wins."""
+    streams = (sys.stdout, sys.stderr)
+    if not all(hasattr(s, "isatty") and s.isatty() for s in streams):
+        os.environ.setdefault("RAY_COLOR_PREFIX", "0")
+        os.environ.setdefault("RAY_FLUSH_DRIVER_LOGS", "1")
+
+
+@contextlib.contextmanager
+def _own_sigterm_handler() -> Iterator[None]:
+    """Keep the process's SIGTERM handler across ray.init, which replaces it twice: with its own
+    (`sys.exit(signum)`) and then, in C++, with a failure handler that prints a stack dump
+    (`*** SIGTERM received ...`), which a user who stops the job (`timeout`, Slurm, Kubernetes)
+    reads as a crash (`_driver_without_failure_handler` keeps that one out where it can); and
+    across ray.shutdown, which leaves the default. SIGTERM does what it did before: the CLI's
+    clean stop (cli/interrupts.py), or the default, ending the process without a dump."""
+    main = threading.current_thread() is threading.main_thread()
+    handler = signal.getsignal(signal.SIGTERM) if main else None
+    try:
+        yield
+    except SystemExit as exc:  # Ray's own handler ran while ray.init did: pass the signal on
+        if exc.code == signal.SIGTERM and callable(handler):
+            handler(signal.SIGTERM, None)
+        raise
+    finally:
+        if handler is not None:  # None: not set from Python, so nothing to put back
+            signal.signal(signal.SIGTERM, handler)
+
+
+def _driver_without_failure_handler() -> dict[str, str]:
+    """No C++ failure handler in this process (it is read when ray is first imported), so
+    SIGTERM before `_own_sigterm_handler` puts the process's own back prints no stack dump;
+    returns the env_vars that keep the workers' setting (their crash dumps go to their logs)."""
+    name = "RAY_DISABLE_FAILURE_SIGNAL_HANDLER"
+    workers = os.environ.get(name, "0")
+    os.environ.setdefault(name, "1")
+    return {name: workers}
 
 
 class _Worker:
@@ -107,6 +153,8 @@ class RayExecutor(Executor):
 
     def __init__(self, address: str | None = None, num_workers: int | None = None,
                  object_store_mb: int | None = None) -> None:
+        _plain_worker_lines()
+        worker_env = _driver_without_failure_handler()
         import ray
 
         self._ray = ray
@@ -121,18 +169,19 @@ class RayExecutor(Executor):
                 "include_dashboard": False,
                 "logging_level": logging.WARNING,
                 "log_to_driver": True,
-                "runtime_env": {"env_vars": {"PYTHONPATH": pythonpath}},
+                "runtime_env": {"env_vars": {"PYTHONPATH": pythonpath, **worker_env}},
             }
-            if address:
-                ray.init(address=address, **kwargs)
-            else:
-                _quiet_local_env()
-                # address="local": always a fresh embedded instance, never whatever Ray cluster
-                # happens to run on this machine (ray.init would otherwise try to join it).
-                store_mb = object_store_mb or DEFAULT_OBJECT_STORE_MB
-                ray.init(address="local", num_cpus=num_workers or os.cpu_count() or 1,
-                         object_store_memory=store_mb * 10**6,
-                         _node_ip_address="127.0.0.1", **kwargs)
+            with _own_sigterm_handler():
+                if address:
+                    ray.init(address=address, **kwargs)
+                else:
+                    _quiet_local_env()
+                    # address="local": always a fresh embedded instance, never whatever Ray
+                    # cluster runs on this machine (ray.init would otherwise try to join it).
+                    store_mb = object_store_mb or DEFAULT_OBJECT_STORE_MB
+                    ray.init(address="local", num_cpus=num_workers or os.cpu_count() or 1,
+                             object_store_memory=store_mb * 10**6,
+                             _node_ip_address="127.0.0.1", **kwargs)
             self._owns_ray = True
         self._gpu_pools: dict[float, list[Any]] = {}
         self._actors: list[Any] = []
@@ -197,6 +246,7 @@ class RayExecutor(Executor):
         setup: Callable[[], Any] | None = None,
         progress: Progress | None = None,
         gpus: float = 0,
+        on_result: OnResult | None = None,
     ) -> list[R]:
         if not items:
             return []
@@ -229,6 +279,8 @@ class RayExecutor(Executor):
                 continue
             free.append(actor)
             done, peak = done + 1, max(peak, task_peak)
+            if on_result:
+                on_result(results[index])
             if progress:
                 progress(done, len(items))
         self._record_peak(peak)
@@ -248,4 +300,5 @@ class RayExecutor(Executor):
             self._ray.kill(actor)
         self._actors, self._gpu_pools = [], {}
         if self._owns_ray and self._ray.is_initialized():
-            self._ray.shutdown()
+            with _own_sigterm_handler():  # shutting down leaves SIGTERM at the default
+                self._ray.shutdown()

@@ -137,6 +137,14 @@ def _owned(block: bytes, block_at: int, end: int | None) -> tuple[bytes, bool]:
     return block[: cut + 1], True
 
 
+def json_error(exc: json.JSONDecodeError) -> str:
+    """A JSON error with its column, read as a sentence: json's messages either end in "at"
+    ("Unterminated string starting at") or not ("Expecting value"), and its column is where
+    the problem starts (a string's opening quote, not the line's end)."""
+    where = "column" if exc.msg.endswith(" at") else "at column"
+    return f"invalid JSON: {exc.msg} {where} {exc.colno}"
+
+
 class RecordError(ValueError):
     """A record that cannot become a document; its message goes to the rejects file."""
 
@@ -164,7 +172,7 @@ def parse_line(
     try:
         record = json.loads(decoded)
     except json.JSONDecodeError as exc:
-        raise RecordError(f"invalid JSON: {exc.msg} at column {exc.colno}") from None
+        raise RecordError(json_error(exc)) from None
     if not isinstance(record, dict):
         raise RecordError(f"expected a JSON object, got {type(record).__name__}")
     text = lookup(record, fields.text)

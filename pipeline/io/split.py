@@ -29,6 +29,26 @@ class Split:
         return asdict(self)
 
 
+def input_bytes(splits: list[Split]) -> dict[int, int]:
+    """Each split's bytes of its input file, by index, for a throughput (MB/s) while a job runs:
+    a byte range's length, a whole file's size; the runs of Parquet row groups cut from one
+    file share its size evenly (the cuts aim at equal bytes, and no footer is read for a rate)."""
+    runs: dict[str, int] = {}
+    for split in splits:
+        if split.format == "parquet":
+            runs[split.uri] = runs.get(split.uri, 0) + 1
+    sizes = {}
+    for split in splits:
+        if split.format == "parquet":
+            sizes[split.index] = split.file_size // runs[split.uri]
+        elif split.format == "jsonl" and split.compression is None:
+            end = split.file_size if split.end is None else split.end
+            sizes[split.index] = max(0, end - split.start)
+        else:
+            sizes[split.index] = split.file_size
+    return sizes
+
+
 @dataclass
 class SplitBatch:
     table: pa.Table  # id, text, domain, source

@@ -7,8 +7,10 @@ starts, with a message that names the key or path.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +56,34 @@ def check_output(config: PipelineConfig, inputs: list[str], storage: Storage) ->
             )
     if is_remote(out) and (problem := storage.bucket_problem(out)):
         raise ConfigError(f"output.path {out}: {problem}")
+    work = Layout.for_output(out, config.output.work_dir).work
+    for key, folder in (("output.path", out), ("output.work_dir", work)):
+        if not is_remote(folder):
+            check_writable(key, folder)
+
+
+def check_writable(key: str, folder: str) -> None:
+    """Create `folder` and a probe file in it, then remove both (and any parent created), so a
+    folder that cannot hold the job's files (under /proc, under a regular file, read-only)
+    fails here, naming it, and `validate` leaves nothing behind."""
+    missing = []
+    path = os.path.abspath(folder)
+    while not os.path.lexists(path) and path != os.path.dirname(path):
+        missing.append(path)
+        path = os.path.dirname(path)
+    probe = os.path.join(folder, f".siftline-probe.{uuid.uuid4().hex}.tmp")  # a temp file's name
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with open(probe, "wb") as handle:
+            handle.write(b"probe")
+        os.remove(probe)
+    except OSError as exc:
+        raise ConfigError(f"{key} {folder}: cannot create or write files there "
+                          f"({exc.strerror or exc})") from None
+    finally:
+        for created in missing:  # deepest first
+            with contextlib.suppress(OSError):
+                os.rmdir(created)
 
 
 def is_temp_file(name: str) -> bool:

@@ -18,7 +18,11 @@ from siftline.io.storage import Storage
 from siftline.io.writers import write_json
 from siftline.layout import Layout
 
-MEASURED = ("wall_time_s", "peak_worker_rss_mb")  # differ between runs of the same job
+# What differs between runs of the same job: the run's measurements (wall time and peak RSS
+# per phase, and the phases' execution order: stats.json's keys are sorted, and the Ray
+# executor's `warm_up` comes first), and those of the last `siftline select` beside them.
+RUN_MEASURED = ("wall_time_s", "peak_worker_rss_mb", "phase_order")
+MEASURED = (*RUN_MEASURED, *(f"select_{key}" for key in RUN_MEASURED))
 PACKAGES = ("siftline", "pyarrow", "numpy", "ray", "numba", "xxhash", "fsspec", "s3fs", "pydantic")
 
 
@@ -26,8 +30,9 @@ def build_stats(
     map_records: list[dict[str, Any]], final_records: list[dict[str, Any]],
     timings: dict[str, float], peaks: dict[str, float] | None = None,
 ) -> dict[str, Any]:
-    """Counts, per-domain totals and the run's measurements: wall time per phase and, where the
-    executor measured it, the workers' peak RSS per phase in MB (the max over the workers)."""
+    """Counts, per-domain totals and the run's measurements: wall time per phase, the phases in
+    the order they ran and, where the executor measured it, the workers' peak RSS per phase in
+    MB (the max over the workers)."""
     quarantined = sum(r["quarantined"] for r in map_records)
     scored_rows = sum(r["rows"] for r in map_records)
     kept = sum(r["kept"] for r in final_records)
@@ -53,6 +58,7 @@ def build_stats(
         "chars_in": sum(c["chars_in"] for c in by_domain.values()),
         "chars_kept": sum(c["chars_kept"] for c in by_domain.values()),
         "wall_time_s": {name: round(sec, 3) for name, sec in timings.items()},
+        "phase_order": list(timings),  # `timings` is filled as the phases end
     }
     if by_rule:
         stats["dropped_by_rule"] = {stage: dict(sorted(by_rule[stage].items()))

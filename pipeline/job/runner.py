@@ -25,6 +25,7 @@ from siftline.config import PipelineConfig
 from siftline.documents import make_table
 from siftline.errors import ConfigError
 from siftline.executors import Executor, make_executor
+from siftline.io.split import input_bytes
 from siftline.io.storage import PendingFile, Storage
 from siftline.io.writers import read_ipc, read_json, read_record, write_json
 from siftline.job.commits import COMMITS
@@ -143,6 +144,7 @@ class _Job:
         peak = self.executor.take_peak_rss_mb()
         if peak is not None:
             self.peaks[name] = max(self.peaks.get(name, 0.0), peak)
+        self.reporter.end()
 
     def warm_up(self) -> None:
         """Workers import the code and load the kernels before the first phase: reported as
@@ -165,10 +167,15 @@ class _Job:
     def score(self) -> list[dict[str, Any]]:
         splits = load_splits(self.plan)
         gpus = max((spec.gpus(self.config) for spec in self.specs), default=0.0)
+        sizes = input_bytes(splits)
+
+        def finished(record: dict[str, Any]) -> None:  # documents read, input bytes
+            self.reporter.count(record["rows"] + record["quarantined"], sizes[record["split"]])
+
         with self._timed("read+score", len(splits)) as progress:
             setup = partial(SplitScorer.build, self.config, self.layout)
             return self.executor.map(score_split, splits, setup=setup, progress=progress,
-                                     gpus=gpus)
+                                     gpus=gpus, on_result=finished)
 
     def shuffles(self) -> None:
         """Each stage's global step over every part (the dedupe clusterings)."""
@@ -195,12 +202,16 @@ class _Job:
                        self.plan["buckets"], cuts, background)
         with self._timed("select+write", len(parts)) as progress:
             try:
-                records = self.executor.map(task, parts, progress=progress)
+                records = self.executor.map(task, parts, progress=progress,
+                                            on_result=self._count_rows)
             except BaseException:
                 COMMITS.drain(raise_errors=False)  # the parts done so far stay done
                 raise
             COMMITS.drain()
             return records
+
+    def _count_rows(self, record: dict[str, Any]) -> None:
+        self.reporter.count(record["rows"])
 
     def mixture(self, final_records: list[dict[str, Any]]) -> dict[str, Any]:
         shards = sum(len(r["data"]) for r in final_records)

@@ -21,13 +21,19 @@ class NearDedupeConfig(_Section):
     """MinHash LSH near-duplicate removal; bands x rows default to the optimum for `threshold`."""
 
     enabled: bool = False
-    ngram: int = Field(5, ge=1)
+    ngram: int = Field(5, ge=1, description="Shingle length: words per n-gram (characters "
+                       "with `char`).")
     char: bool = Field(False, description="Character n-grams instead of word n-grams.")
-    num_perm: int = Field(128, ge=2, le=1024)
-    seed: int = Field(1, ge=0)
-    threshold: float = Field(0.8, gt=0.0, lt=1.0)
-    bands: int | None = Field(None, ge=1)
-    rows: int | None = Field(None, ge=1)
+    num_perm: int = Field(128, ge=2, le=1024, description="MinHash permutations: the length "
+                          "of each document's signature.")
+    seed: int = Field(1, ge=0, description="Seed of the MinHash permutations.")
+    threshold: float = Field(0.8, gt=0.0, lt=1.0, description="Jaccard similarity from which "
+                             "two documents are near duplicates; sets bands x rows unless "
+                             "both are given.")
+    bands: int | None = Field(None, ge=1, description="LSH bands, with `rows`; default: the "
+                              "optimum for `threshold`.")
+    rows: int | None = Field(None, ge=1, description="Signature values per band, with "
+                             "`bands`.")
     keep_signatures: bool = Field(False, description="Also write the `minhash` column to scored/.")
     verify: Literal["none", "signature", "jaccard"] = Field(
         "jaccard", description="Check each candidate pair against `threshold` before it links"
