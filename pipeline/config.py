@@ -64,16 +64,33 @@ M = TypeVar("M", bound=BaseModel)
 
 
 class OutputConfig(_Section):
-    path: str = "out/default"
-    shard_bytes: ByteSize = Field(ByteSize(256_000_000), gt=0)
-    compression: Literal["zstd", "snappy", "lz4", "gzip", "none"] = "zstd"
+    path: str = Field("out/default", description="Output folder (local or s3://bucket/"
+                      "prefix); it must not overlap an input.")
+    shard_bytes: ByteSize = Field(ByteSize(256_000_000), gt=0, description="Text per data "
+                                  "shard: each split's kept rows are cut into Parquet shards "
+                                  "holding about this many bytes of text.")
+    compression: Literal["zstd", "snappy", "lz4", "gzip", "none"] = Field(
+        "zstd", description="Parquet codec of data/ and scored/ (zstd: smallest; snappy or "
+        "lz4: faster to read and write).")
     work_dir: str | None = Field(None, description="Scratch space; default OUTPUT/_work.")
 
 
 class ExecutorConfig(_Section):
-    kind: Literal["ray", "local"] = "ray"
-    ray_address: str | None = None
-    num_workers: int | None = Field(None, ge=1)
+    kind: Literal["auto", "ray", "local"] = Field(
+        "auto", description="Where the tasks run: `local` in this process, `ray` on an embedded "
+        "Ray or the cluster of ray_address, `auto` in-process for a small job (one split, or "
+        "input below auto_local_bytes; no GPU stage, no ray_address) and on Ray otherwise. "
+        "The output bytes are the same.")
+    ray_address: str | None = Field(
+        None, description="Ray cluster to join (`auto`, or ray://HOST:10001 through Ray "
+        "Client); null starts an embedded single-machine Ray on 127.0.0.1.")
+    num_workers: int | None = Field(None, ge=1, description="Ray CPU worker actors; default "
+                                    "one per CPU of the machine or cluster. Lower it to bound "
+                                    "memory (each holds one split).")
+    auto_local_bytes: ByteSize = Field(
+        ByteSize(64_000_000), ge=0, description="kind auto: below this much planned input "
+        "(compressed JSON Lines counted 4x) the job runs in-process, where Ray's ~10 s "
+        "start-up would cost more than its parallelism saves; 0 keeps several splits on Ray.")
     object_store_mb: int | None = Field(
         None, ge=80, description="The embedded Ray's object store in MB (default 512): tasks "
         "pass only small records through it, the data goes through files.")
@@ -178,11 +195,14 @@ class EvalConfig(_Section):
                                description="Optimiser settings; `tokens` is set per budget.")
     target: TargetConfig | None = Field(None, description="Held-out target text; default "
                                         "stages.color_filter.target.")
-    target_max_bytes: ByteSize = Field(ByteSize(1_000_000), gt=0)
+    target_max_bytes: ByteSize = Field(ByteSize(1_000_000), gt=0, description="Cap on the "
+                                       "target text whose loss each trained model is scored "
+                                       "on.")
     tokenizer_bytes: ByteSize = Field(ByteSize(2_000_000), gt=0, description="Pool text the "
                                       "shared tokenizer is trained on.")
     score: ScoreConfig = Field(default_factory=ScoreConfig)
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, description="Seed of the random baseline's draw, the tokenizer's "
+                      "sample and the models' training.")
 
     @field_validator("budgets")
     @classmethod

@@ -22,7 +22,8 @@ def fail(exc: Exception, code: int = 2) -> NoReturn:
 ConfigArg = Annotated[str, typer.Argument(help="YAML config file.")]
 InputOpt = Annotated[list[str] | None, typer.Option("--input", help="Input URI (repeatable).")]
 OutputOpt = Annotated[str | None, typer.Option("--output", help="Output folder or s3:// URI.")]
-ExecutorOpt = Annotated[str | None, typer.Option("--executor", help="ray | local")]
+ExecutorOpt = Annotated[str | None, typer.Option(
+    "--executor", help="auto | ray | local (auto: in-process for a small job, else Ray).")]
 AddressOpt = Annotated[str | None, typer.Option("--ray-address", help="Join a Ray cluster.")]
 StagesOpt = Annotated[str | None, typer.Option("--stages", help="Run only these stages (a,b).")]
 TargetOpt = Annotated[list[str] | None, typer.Option(

@@ -113,7 +113,9 @@ def validate(config: ConfigArg, inputs: InputOpt = None, output: OutputOpt = Non
     """Check the config, its inputs and output, and plan the splits, without running."""
     from siftline.io.storage import Storage
     from siftline.job.plan import make_plan, preflight
+    from siftline.job.runner import job_executor
     from siftline.mixture.report import check_mixture
+    from siftline.stages.registry import enabled_specs
 
     try:
         cfg = load(config, overrides_of(inputs, output, executor, ray_address, sets, targets),
@@ -124,8 +126,10 @@ def validate(config: ConfigArg, inputs: InputOpt = None, output: OutputOpt = Non
     except ConfigError as exc:
         fail(exc)
     files = {s["uri"] for s in plan["splits"]}
+    choice = job_executor(cfg, enabled_specs(cfg), plan)
     out.print(f"config OK: {len(files)} input file(s), {len(plan['splits'])} split(s), "
               f"stages {cfg.stages.enabled() or 'none'}, output {cfg.output.path}")
+    out.print(f"executor: {choice.kind} ({choice.reason})", highlight=False, markup=False)
 
 
 @app.command()

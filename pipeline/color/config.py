@@ -16,7 +16,10 @@ class TargetConfig(_Section):
 
     paths: list[str] = Field(default_factory=list, description="Eval-set JSON Lines "
                              "({query, choices, gold}), text files, or any siftline input.")
-    format: Literal["auto", "eval", "text", "jsonl", "input"] = "auto"
+    format: Literal["auto", "eval", "text", "jsonl", "input"] = Field(
+        "auto", description="How target files are read: eval (JSON Lines {query, choices, "
+        "gold}: prompt + gold answer), text (one text per paragraph), jsonl (template or text "
+        "field), input (like a corpus input); auto: from each file's name and first record.")
     fields: FieldMap = Field(default_factory=FieldMap, description="For format jsonl/input.")
     template: str | None = Field(None, description="A str.format template over each record's "
                                  "fields, e.g. '{question} {answer}'.")
@@ -24,7 +27,8 @@ class TargetConfig(_Section):
                                "the corpus itself (no paths needed).")
     holdout_fraction: float = Field(0.1, gt=0, lt=1, description="Share of `domain` held out.")
     max_bytes: ByteSize | None = Field(None, gt=0, description="Cap on target text.")
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, description="Seed of the id hash that picks `domain`'s held-out "
+                      "documents; another seed holds out another share.")
 
     @model_validator(mode="after")
     def _one_source(self) -> TargetConfig:
@@ -49,8 +53,11 @@ class ColorFilterConfig(_Section):
     """CoLoR-Filter: score = mean NLL under the prior - mean NLL under the conditional model;
     keep the top 1/tau (or a token/character budget), optionally per domain."""
 
-    enabled: bool = False
-    target: TargetConfig | None = None
+    enabled: bool = Field(False, description="Score documents by how much a model fine-tuned "
+                          "on the target gains over the prior on them, and keep the best.")
+    target: TargetConfig | None = Field(None, description="The text the selection should help "
+                                        "predict: files (paths) or a held-out corpus domain; "
+                                        "needed unless prior and conditional are given.")
     prior: str | None = Field(None, description="Prior model folder (siftline or HF).")
     conditional: str | None = Field(None, description="Conditional model folder.")
     models_dir: str | None = Field(None, description="Where trained models go; default "

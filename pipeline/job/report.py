@@ -14,14 +14,16 @@ from typing import Any
 
 from siftline.config import PipelineConfig
 from siftline.errors import AccountingError
+from siftline.executors import ExecutorChoice
 from siftline.io.storage import Storage
 from siftline.io.writers import write_json
 from siftline.layout import Layout
 
 # What differs between runs of the same job: the run's measurements (wall time and peak RSS
 # per phase, and the phases' execution order: stats.json's keys are sorted, and the Ray
-# executor's `warm_up` comes first), and those of the last `siftline select` beside them.
-RUN_MEASURED = ("wall_time_s", "peak_worker_rss_mb", "phase_order")
+# executor's `warm_up` comes first), the executor that ran it, and those of the last
+# `siftline select` beside them.
+RUN_MEASURED = ("wall_time_s", "peak_worker_rss_mb", "phase_order", "executor")
 MEASURED = (*RUN_MEASURED, *(f"select_{key}" for key in RUN_MEASURED))
 PACKAGES = ("siftline", "pyarrow", "numpy", "ray", "numba", "xxhash", "fsspec", "s3fs", "pydantic")
 
@@ -29,10 +31,11 @@ PACKAGES = ("siftline", "pyarrow", "numpy", "ray", "numba", "xxhash", "fsspec", 
 def build_stats(
     map_records: list[dict[str, Any]], final_records: list[dict[str, Any]],
     timings: dict[str, float], peaks: dict[str, float] | None = None,
+    executor: ExecutorChoice | None = None,
 ) -> dict[str, Any]:
     """Counts, per-domain totals and the run's measurements: wall time per phase, the phases in
-    the order they ran and, where the executor measured it, the workers' peak RSS per phase in
-    MB (the max over the workers)."""
+    the order they ran, where the executor measured it the workers' peak RSS per phase in MB
+    (the max over the workers), and which executor ran (`local` or `ray`)."""
     quarantined = sum(r["quarantined"] for r in map_records)
     scored_rows = sum(r["rows"] for r in map_records)
     kept = sum(r["kept"] for r in final_records)
@@ -65,6 +68,8 @@ def build_stats(
                                     for stage in sorted(by_rule)}
     if peaks:
         stats["peak_worker_rss_mb"] = {name: round(mb, 1) for name, mb in peaks.items()}
+    if executor is not None:
+        stats["executor"] = executor.kind
     check_invariant(stats)
     stats["accounting"] = "input_records == quarantined + kept + sum(dropped): holds"
     return stats
@@ -101,9 +106,10 @@ def package_versions() -> dict[str, str]:
 
 def build_manifest(
     config: PipelineConfig, plan: dict[str, Any], map_records: list[dict[str, Any]],
-    final_records: list[dict[str, Any]], status: str,
+    final_records: list[dict[str, Any]], status: str, executor: ExecutorChoice | None = None,
 ) -> dict[str, Any]:
-    """Resolved config and its hash, versions, inputs with counts, outputs with checksums."""
+    """Resolved config and its hash, versions, inputs with counts, outputs with checksums; the
+    executor section with the executor that ran (`chosen`) and why (`reason`)."""
     inputs: dict[str, dict[str, Any]] = {}
     done = {r["split"]: r for r in map_records}
     for split in plan["splits"]:
@@ -120,9 +126,10 @@ def build_manifest(
     for entry in inputs.values():
         entry["status"] = "done" if entry["splits_done"] == entry["splits"] else "pending"
     resolved = config.public_dict()
+    ran = {"chosen": executor.kind, "reason": executor.reason} if executor is not None else {}
     return {
         "status": status,
-        "executor": resolved.pop("executor"),
+        "executor": {**resolved.pop("executor"), **ran},
         "config": resolved,
         "config_sha256": config.sha256(),
         "versions": package_versions(),
@@ -144,12 +151,12 @@ def build_manifest(
 def write_complete(config: PipelineConfig, plan: dict[str, Any],
                    map_records: list[dict[str, Any]], final_records: list[dict[str, Any]],
                    stats: dict[str, Any], mixture: dict[str, Any] | None, layout: Layout,
-                   storage: Storage) -> dict[str, Any]:
+                   storage: Storage, executor: ExecutorChoice | None = None) -> dict[str, Any]:
     """stats.json (with the mixture's entry), then manifest.json marked complete: the manifest
     comes last, because it is what says the run is done. Returns the manifest."""
     if mixture is not None:
         stats["mixture"] = mixture
-    manifest = build_manifest(config, plan, map_records, final_records, "complete")
+    manifest = build_manifest(config, plan, map_records, final_records, "complete", executor)
     write_json(storage, layout.stats, stats)
     write_json(storage, layout.manifest, manifest)
     return manifest

@@ -17,7 +17,7 @@ from typing import Any
 
 from siftline.config import PipelineConfig, load_config
 from siftline.errors import ConfigError
-from siftline.executors import Executor, make_executor
+from siftline.executors import Executor, choose_executor, make_executor, planned_bytes
 from siftline.executors.base import Progress
 from siftline.io.split import Split
 from siftline.io.storage import Storage
@@ -80,7 +80,10 @@ def reselect(output: str, config: PipelineConfig, progress: Progress | None = No
     plan = {"splits": manifest["splits"], "buckets": manifest["buckets"]}
     map_records = manifest["split_records"]
     timings: dict[str, float] = {}
-    with make_executor(config.executor) as executor:
+    choice = choose_executor(config.executor, len(splits), planned_bytes(splits))  # no model
+    if choice.auto:
+        reporter.message(choice.message())
+    with make_executor(config.executor, choice) as executor:
         cuts = _cuts(specs, config, executor, layout, storage, len(splits), timings, reporter)
         start = time.perf_counter()
         task = partial(_reselect_part, config, specs, layout, storage, cuts)
@@ -92,7 +95,7 @@ def reselect(output: str, config: PipelineConfig, progress: Progress | None = No
         peak = executor.take_peak_rss_mb()
         mixture = _mixture(config, layout, storage, executor, final_records, timings, reporter)
     peaks = {"select+write": peak} if peak is not None else None
-    stats = build_stats(map_records, final_records, timings, peaks)
+    stats = build_stats(map_records, final_records, timings, peaks, choice)
     prepared = {spec.name: {k: v for k, v in previous.get(spec.name, {}).items() if k != "cut"}
                 for spec in specs}
     stats.update(stage_stats(specs, prepared, cuts))
@@ -101,7 +104,8 @@ def reselect(output: str, config: PipelineConfig, progress: Progress | None = No
             stats[f"select_{key}"] = stats.pop(key)
         if key in previous:
             stats[key] = previous[key]
-    write_complete(config, plan, map_records, final_records, stats, mixture, layout, storage)
+    write_complete(config, plan, map_records, final_records, stats, mixture, layout, storage,
+                   choice)
     return stats
 
 

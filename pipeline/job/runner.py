@@ -24,7 +24,13 @@ import pyarrow as pa
 from siftline.config import PipelineConfig
 from siftline.documents import make_table
 from siftline.errors import ConfigError
-from siftline.executors import Executor, make_executor
+from siftline.executors import (
+    Executor,
+    ExecutorChoice,
+    choose_executor,
+    make_executor,
+    planned_bytes,
+)
 from siftline.io.split import input_bytes
 from siftline.io.storage import PendingFile, Storage
 from siftline.io.writers import read_ipc, read_json, read_record, write_json
@@ -82,27 +88,39 @@ def run(config: PipelineConfig, *, overwrite: bool = False,
             return RunResult(layout.root, "already_complete",
                              read_json(storage, layout.stats), manifest)
     plan = plan_or_resume(fresh_plan, layout, storage)
+    choice = job_executor(config, specs, plan)
+    if choice.auto:
+        reporter.message(choice.message())
     timings: dict[str, float] = {}
     peaks: dict[str, float] = {}
-    with make_executor(config.executor) as executor:
+    with make_executor(config.executor, choice) as executor:
         job = _Job(config, specs, layout, storage, plan, executor, reporter, timings, peaks)
         job.warm_up()
         prepared = job.prepare(overwrite)
         map_records = job.score()
         write_json(storage, layout.manifest,
-                   build_manifest(config, plan, map_records, [], "running"))
+                   build_manifest(config, plan, map_records, [], "running", choice))
         job.shuffles()
         cuts = job.cuts()
         final_records = job.finalize(cuts)
         mixture = job.mixture(final_records) if config.mixture.enabled else None
-    stats = build_stats(map_records, final_records, timings, peaks)
+    stats = build_stats(map_records, final_records, timings, peaks, choice)
     stats.update(stage_stats(specs, prepared, cuts))
     for name, counts in job.shuffled.items():  # what each global step reports (near dedupe)
         stats[name] = {**stats.get(name, {}), **counts}
     manifest = write_complete(config, plan, map_records, final_records, stats, mixture, layout,
-                              storage)
+                              storage, choice)
     storage.delete(layout.work, recursive=True)
     return RunResult(layout.root, "complete", stats, manifest)
+
+
+def job_executor(config: PipelineConfig, specs: list[StageSpec],
+                 plan: dict[str, Any]) -> ExecutorChoice:
+    """The executor for this plan (`executor.kind: auto` decides here, when the splits and
+    their bytes are known; a stage's GPU share keeps the job on Ray)."""
+    splits = load_splits(plan)
+    gpus = max((spec.gpus(config) for spec in specs), default=0.0)
+    return choose_executor(config.executor, len(splits), planned_bytes(splits), gpus)
 
 
 def warm_worker(config: PipelineConfig) -> None:

@@ -30,15 +30,21 @@ class ModelConfig(_Section):
 
     preset: Literal["tiny", "demo", "small", "150m"] | None = Field(
         None, description="Fill unset sizes from a preset; explicit keys win.")
-    vocab_size: int = Field(8192, ge=2)
-    d_model: int = Field(128, ge=8)
-    n_layers: int = Field(4, ge=1)
-    n_heads: int = Field(4, ge=1)
+    vocab_size: int = Field(8192, ge=2, description="Token embeddings; a trained BPE "
+                            "tokenizer gets this many entries (at most).")
+    d_model: int = Field(128, ge=8, description="Hidden width; with n_layers, what sets the "
+                         "model's size and cost.")
+    n_layers: int = Field(4, ge=1, description="Transformer blocks.")
+    n_heads: int = Field(4, ge=1, description="Attention heads; must divide d_model into an "
+                         "even head dimension (rotary pairs).")
     d_ff: int | None = Field(None, ge=8, description="MLP width; default 4 x d_model.")
-    context_length: int = Field(256, ge=8)
-    tie_embeddings: bool = True
-    rope_theta: float = Field(10000.0, gt=0)
-    norm_eps: float = Field(1e-5, gt=0)
+    context_length: int = Field(256, ge=8, description="Tokens per training sequence and "
+                                "scoring window; longer documents are scored in windows.")
+    tie_embeddings: bool = Field(True, description="Share the input embedding with the output "
+                                 "projection (fewer parameters).")
+    rope_theta: float = Field(10000.0, gt=0, description="Base of the rotary position "
+                              "frequencies.")
+    norm_eps: float = Field(1e-5, gt=0, description="RMSNorm's epsilon.")
 
     @model_validator(mode="before")
     @classmethod
@@ -67,17 +73,23 @@ class TrainConfig(_Section):
 
     tokens: int = Field(2_000_000, ge=1, description="Training tokens (steps = tokens / batch).")
     batch_size: int = Field(16, ge=1, description="Sequences per step.")
-    lr: float = Field(1e-3, gt=0)
-    min_lr_ratio: float = Field(0.1, ge=0, le=1)
-    warmup_fraction: float = Field(0.05, ge=0, lt=1)
-    weight_decay: float = Field(0.1, ge=0)
-    betas: tuple[float, float] = (0.9, 0.95)
-    grad_clip: float = Field(1.0, gt=0)
-    seed: int = 0
-    val_fraction: float = Field(0.05, gt=0, lt=1)
+    lr: float = Field(1e-3, gt=0, description="Peak learning rate, reached after warmup.")
+    min_lr_ratio: float = Field(0.1, ge=0, le=1, description="The cosine decay ends at this "
+                                "fraction of lr.")
+    warmup_fraction: float = Field(0.05, ge=0, lt=1, description="Share of the steps with a "
+                                   "linear warmup from 0 to lr.")
+    weight_decay: float = Field(0.1, ge=0, description="AdamW weight decay, on weight matrices "
+                                "only (not norms' gains).")
+    betas: tuple[float, float] = Field((0.9, 0.95), description="AdamW's beta1 and beta2.")
+    grad_clip: float = Field(1.0, gt=0, description="Clip the gradients' global norm to this.")
+    seed: int = Field(0, description="Seed of the weights' initialisation, the batch order and "
+                      "the validation hold-out.")
+    val_fraction: float = Field(0.05, gt=0, lt=1, description="Share of the training documents "
+                                "held out for the validation loss.")
     eval_every: int = Field(100, ge=1, description="Steps between validation losses.")
     checkpoint_every: int = Field(200, ge=1, description="Steps between resumable checkpoints.")
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where to train; auto: "
+                                                   "a GPU when torch sees one, else the CPU.")
     threads: int | None = Field(None, ge=1, description="torch CPU threads; default all cores.")
     epochs: float | None = Field(None, gt=0, description="Passes over the training sequences; "
                                  "when set it replaces `tokens` (fine-tuning on target text).")
@@ -91,10 +103,15 @@ class ScoreConfig(_Section):
     batch_tokens: int = Field(16384, ge=64, description="Padded tokens per forward pass.")
     stride: int | None = Field(None, ge=1, description="Window step for long documents; "
                                "default half the context.")
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where to score; auto: "
+                                                   "a GPU when torch sees one, else the CPU.")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="Weights' precision while scoring; auto: bfloat16 on a GPU, "
+        "float32 on the CPU.")
     threads: int | None = Field(None, ge=1, description="torch CPU threads per worker.")
-    backend: Literal["auto", "triton", "torch"] = "auto"
+    backend: Literal["auto", "triton", "torch"] = Field(
+        "auto", description="Token-loss kernel: triton (fused, GPU), torch (chunked); auto: "
+        "triton on a GPU where it is installed, else torch.")
 
 
 class SampleConfig(_Section):
@@ -105,4 +122,5 @@ class SampleConfig(_Section):
                                        "text to sample (training + validation); None = all.")
     scan_bytes: ByteSize | None = Field(None, gt=0, description="Read at most this much text "
                                         "(splits in seeded order); None = the whole corpus.")
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, description="Seed of the id hash that picks the sample (and of "
+                      "the split order with scan_bytes).")

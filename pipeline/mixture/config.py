@@ -27,8 +27,10 @@ _SUFFIXES = {"": 1, "K": 10**3, "M": 10**6, "B": 10**9, "G": 10**9, "T": 10**12}
 class PhaseSpec(_Section):
     """One step of the temperature schedule: fractions of training [start, end) at one tau."""
 
-    start: float = Field(ge=0.0, le=1.0)
-    end: float = Field(ge=0.0, le=1.0)
+    start: float = Field(ge=0.0, le=1.0, description="Where the phase begins, as a fraction "
+                         "of training.")
+    end: float = Field(ge=0.0, le=1.0, description="Where it ends; the next phase starts "
+                       "here, and the last ends at 1.")
     tau: float = Field(gt=0.0, description="Sampling temperature: 1 = token shares, "
                        "large = uniform.")
 

@@ -17,18 +17,24 @@ from siftline.sections import Section
 class FastTextConfig(Section):
     """fastText supervised training; defaults are the paper's (Table 5)."""
 
-    lr: float = Field(0.1, gt=0)
-    dim: int = Field(100, ge=1)
-    epoch: int = Field(5, ge=1)
-    word_ngrams: int = Field(2, ge=1)
-    minn: int = Field(0, ge=0)
-    maxn: int = Field(0, ge=0)
-    min_count: int = Field(1, ge=1)
-    loss: Literal["softmax", "ns", "hs", "ova"] = "softmax"
+    lr: float = Field(0.1, gt=0, description="fastText's learning rate.")
+    dim: int = Field(100, ge=1, description="Word vector size; the model grows with it.")
+    epoch: int = Field(5, ge=1, description="Passes over the labelled documents.")
+    word_ngrams: int = Field(2, ge=1, description="Longest word n-gram used as a feature "
+                             "(2: words and word pairs).")
+    minn: int = Field(0, ge=0, description="Shortest character n-gram of subword features; 0 "
+                      "(with maxn 0): none.")
+    maxn: int = Field(0, ge=0, description="Longest character n-gram of subword features.")
+    min_count: int = Field(1, ge=1, description="Words seen fewer times are left out of the "
+                           "vocabulary.")
+    loss: Literal["softmax", "ns", "hs", "ova"] = Field(
+        "softmax", description="fastText's loss: softmax, negative sampling (ns), hierarchical "
+        "softmax (hs) or one-vs-all (ova).")
     bucket: int = Field(2_000_000, ge=1, description="Hashed n-gram buckets (the model's size "
                         "grows with bucket x dim; use a few thousand in tests).")
     threads: int = Field(1, ge=1, description="1 makes training deterministic.")
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, description="Seed of fastText, of the training file's shuffle "
+                      "and of the hold-out.")
     holdout_fraction: float = Field(0.1, ge=0, lt=1, description="Labelled documents held out "
                                     "to report precision and recall.")
 
@@ -49,16 +55,19 @@ class EvalSetConfig(Section):
     """A downstream target for `siftline eval-lm` and the offline path: multiple-choice JSON Lines
     ({query, choices, gold}: accuracy), or text (score = minus bits per character)."""
 
-    paths: list[str] = Field(default_factory=list)
+    paths: list[str] = Field(default_factory=list, description="Eval files: multiple-choice "
+                             "JSON Lines ({query, choices, gold}) or text.")
     kind: Literal["auto", "choice", "loss"] = Field("auto", description="auto: choice for eval "
                                                     "records, loss otherwise.")
     domain: str | None = Field(None, description="Loss on held-out documents of this corpus "
                                "domain instead of paths.")
-    holdout_fraction: float = Field(0.1, gt=0, lt=1)
+    holdout_fraction: float = Field(0.1, gt=0, lt=1, description="With `domain`: the share "
+                                    "of its documents held out as the eval text.")
     max_examples: int | None = Field(1000, ge=1, description="First N questions or texts.")
     length_norm: bool = Field(False, description="Choices compared by log-likelihood per "
                               "character (acc_norm) instead of the sum.")
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, description="With `domain`: seed of the id hash that picks the "
+                      "held-out documents.")
 
     @model_validator(mode="after")
     def _one_source(self) -> EvalSetConfig:
@@ -72,7 +81,8 @@ class EvalSetConfig(Section):
 class ReferenceSpec(Section):
     """One small reference LM of the offline path: a size and a token budget."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="The model's name: its folder "
+                      "under references/ and its column in the labels.")
     model: ModelConfig = Field(default_factory=lambda: ModelConfig(preset="tiny"))
     train: TrainConfig = Field(default_factory=lambda: TrainConfig(tokens=100_000))
     sample: SampleConfig | None = Field(None, description="This model's own corpus sample "
@@ -83,7 +93,8 @@ class OfflineReferencesConfig(Section):
     """The offline stand-in for the paper's Llama family: K small LMs of different sizes or token
     budgets trained on a corpus sample, their downstream scores measured on `eval`."""
 
-    models: list[ReferenceSpec] = Field(min_length=2)
+    models: list[ReferenceSpec] = Field(min_length=2, description="The reference LMs to "
+                                        "train (at least two, differing in size or tokens).")
     sample: SampleConfig = Field(default_factory=lambda: SampleConfig(max_bytes=2_000_000))
     eval: EvalSetConfig
     score: ScoreConfig = Field(default_factory=lambda: ScoreConfig(threads=1))
@@ -110,7 +121,8 @@ class PreselectConfig(Section):
     """PreSelect: a fastText classifier's P(__label__1) per document; keep the top `keep` share
     of the characters (or every document at or above `threshold`), optionally per domain."""
 
-    enabled: bool = False
+    enabled: bool = Field(False, description="Score documents with PreSelect's fastText "
+                          "classifier (given or built) and keep the best share.")
     model: str | None = Field(None, description="A fastText .bin with __label__1/__label__0 "
                               "(e.g. the released PreSelect classifier); null: build one.")
     models_dir: str | None = Field(None, description="Where a built classifier, labels and "

@@ -19,7 +19,8 @@ GOPHER_STOP_WORDS = ("the", "be", "to", "of", "and", "that", "have", "with")
 class GopherQualityConfig(_Section):
     """MassiveText's quality rules over words, lines and symbols (drop reason gopher_quality)."""
 
-    enabled: bool = False
+    enabled: bool = Field(False, description="Drop documents failing any of Gopher's quality "
+                          "rules below (a null limit is not judged).")
     min_doc_words: int | None = Field(50, ge=0, description="Fewer words (not counting "
                                       "punctuation-only tokens) fail.")
     max_doc_words: int | None = Field(100_000, ge=0, description="More words fail.")
@@ -59,7 +60,8 @@ class GopherRepetitionConfig(_Section):
     paragraphs, the most frequent short n-grams, and duplicated long n-grams, each as a share
     of the document's characters."""
 
-    enabled: bool = False
+    enabled: bool = Field(False, description="Drop documents failing any of Gopher's "
+                          "repetition rules below (a null limit is not judged).")
     dup_para_frac: float | None = Field(0.3, ge=0, description="A larger share of duplicated "
                                         "paragraphs fails.")
     dup_para_char_frac: float | None = Field(0.2, ge=0, description="A larger share of "
@@ -106,7 +108,8 @@ class FineWebQualityConfig(_Section):
     """FineWeb's own rules (drop reason fineweb_quality): lines ending in punctuation, short
     lines, duplicated line characters, and list-like documents."""
 
-    enabled: bool = False
+    enabled: bool = Field(False, description="Drop documents failing any of FineWeb's rules "
+                          "below (a null limit is not judged).")
     line_punct_thr: float | None = Field(0.12, ge=0, description="A smaller share of lines "
                                          "ending in terminal punctuation fails.")
     line_punct_exclude_zero: bool = Field(False, description="Do not fail documents where no "
@@ -127,7 +130,8 @@ class C4QualityConfig(_Section):
     too few sentences left, or when a line C4 would keep says "lorem ipsum" or holds a curly
     bracket. The lines themselves stay in the output."""
 
-    enabled: bool = False
+    enabled: bool = Field(False, description="Drop documents failing C4's rules below, judged "
+                          "on the lines C4 would keep; the text itself is never rewritten.")
     min_num_sentences: int | None = Field(5, ge=0, description="Fewer sentences in the lines "
                                           "C4 keeps fail.")
     filter_lorem_ipsum: bool = Field(True, description="Fail on 'lorem ipsum' in a kept line.")

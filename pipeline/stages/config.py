@@ -13,14 +13,16 @@ STAGE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
 class ExactDedupeConfig(_Section):
-    enabled: bool = True
+    enabled: bool = Field(True, description="Drop every copy of a text but one (after "
+                          "normalizing whitespace and Unicode), across all inputs.")
     partitions: int | None = Field(None, ge=1, description="Shuffle partitions; default by size.")
 
 
 class NearDedupeConfig(_Section):
     """MinHash LSH near-duplicate removal; bands x rows default to the optimum for `threshold`."""
 
-    enabled: bool = False
+    enabled: bool = Field(False, description="Drop near-duplicate documents, keeping one per "
+                          "cluster of similar texts (MinHash LSH over shingles).")
     ngram: int = Field(5, ge=1, description="Shingle length: words per n-gram (characters "
                        "with `char`).")
     char: bool = Field(False, description="Character n-grams instead of word n-grams.")
@@ -89,7 +91,8 @@ class CustomStageConfig(_Section):
     columns: list[str] = Field(default_factory=list, description="Columns the stage adds "
                                "(checked on every batch; the cut's column is added).")
     cut: CutConfig | None = Field(None, description="Drop rows by one of its columns.")
-    enabled: bool = True
+    enabled: bool = Field(True, description="Run this stage; false keeps its entry but skips "
+                          "it.")
 
     @field_validator("name")
     @classmethod
@@ -113,7 +116,8 @@ class ClassifierConfig(_Section):
     keeps the rows at or above a threshold (0.5 unless another rule is given), the best rows up
     to a share of the candidates' characters, or the top 1/tau of them."""
 
-    enabled: bool = False
+    enabled: bool = Field(False, description="Score every document with a fastText "
+                          "classifier (needs `model`) and keep those the rule selects.")
     model: str | None = Field(None, description="A local fastText model file (.bin, or a "
                               "quantized .ftz).")
     label: str = Field("__label__1", description="The label whose probability is the score, "
@@ -151,7 +155,8 @@ class LanguageConfig(_Section):
     `language` and `language_score`, and is dropped unless one of `languages` scores above
     `threshold` (datatrove's LanguageFilter rule, FineWeb's 0.65 by default)."""
 
-    enabled: bool = False
+    enabled: bool = Field(False, description="Identify each document's language and drop "
+                          "those not in `languages`.")
     model: str | None = Field(None, description="A local fastText language-ID model with "
                               "__label__<code> labels (the full lid.176.bin); default: the "
                               "bundled lid.176.ftz.")
