@@ -8,6 +8,7 @@ classifier would use it, not with PreSelect's labels.
 from __future__ import annotations
 
 import json
+import os
 import random
 import subprocess
 import sys
@@ -24,6 +25,7 @@ from siftline.cli.main import app
 from siftline.config import load_config
 from siftline.errors import ConfigError
 from siftline.preselect.classifier import clean_text
+from siftline.preselect.fasttext_train import ZEROED_MALLOC
 
 GOOD = ["theorem", "proof", "lemma", "integral", "matrix", "vector", "axiom", "field"]
 BAD = ["click", "buy", "cheap", "deal", "offer", "free", "shipping", "sale"]
@@ -42,9 +44,9 @@ fasttext.train_supervised(sys.argv[1], dim=10, bucket=1000, epoch=20, lr=float(s
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Trained in a fresh interpreter, retried (the learning rate lowered) if it diverges:
-    fastText 0.9 fails "Encountered NaN" on small sets now and then, about every other fresh
-    run here with the same seed (see preselect/fasttext_train.py), so 12 tries."""
+    """Trained in a fresh interpreter with allocations zeroed, as siftline trains: fastText 0.9
+    reads memory it never initialises and then fails "Encountered NaN" by the luck of the heap
+    (see preselect/fasttext_train.py); retried with a lower learning rate if it still does."""
     folder = tmp_path_factory.mktemp("hq")
     rng = random.Random(1)
     lines = [f"__label__{'hq' if i % 2 else 'cc'} "
@@ -52,7 +54,8 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (folder / "train.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
     for lr in (0.1, 0.05, 0.025) * 4:
         done = subprocess.run([sys.executable, "-c", TRAIN, str(folder / "train.txt"),
-                               str(folder / "hq.bin"), str(lr)], capture_output=True, text=True)
+                               str(folder / "hq.bin"), str(lr)], capture_output=True, text=True,
+                              env={**os.environ, **ZEROED_MALLOC})
         if done.returncode == 0:
             return folder / "hq.bin"
     raise AssertionError(f"fastText did not train: {done.stderr[-2000:]}")

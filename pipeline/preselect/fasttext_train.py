@@ -66,13 +66,15 @@ def write_training_file(examples: Iterable[Example], path: Path, seed: int) -> i
     return len(lines)
 
 
-# fastText (0.9.2, fasttext-numpy2-wheel) keeps state across trainings in one process: measured
-# here, a second `train_supervised` with the same data and seed often fails "Encountered NaN",
-# a fresh process did not. So each training runs in its own short-lived interpreter. Even a
-# fresh one fails now and then on small sets, not deterministically (5 of 12 fresh runs with
-# the same data, seed and lr 0.1, 200 short documents, dim 10), and a learning rate too high
-# diverges every time: so each learning rate is tried twice before it is halved, up to
-# MAX_ATTEMPTS tries, and the report records the lr used.
+# fastText (0.9.2, fasttext-numpy2-wheel) trains on memory it never initialises: the same
+# data, seed and lr failed "Encountered NaN" in 16 of 16 fresh processes when glibc filled new
+# allocations with garbage (MALLOC_PERTURB_=1), in 0 of 16 when it zeroed them
+# (MALLOC_PERTURB_=255), and in between by the luck of the heap without the variable (5 of 12
+# here; every try in one clean-clone test run). So each training runs in its own short-lived
+# interpreter (a second training in one process failed often) with allocations zeroed
+# (ZEROED_MALLOC). A learning rate too high still diverges for real: then each learning rate
+# is tried twice before it is halved, up to MAX_ATTEMPTS tries, and the report records the lr.
+ZEROED_MALLOC = {"MALLOC_PERTURB_": "255"}  # glibc: new allocations are filled with 255 ^ 255
 MAX_ATTEMPTS = 8
 TRIES_PER_LR = 2
 
@@ -96,7 +98,8 @@ def _train_in_subprocess(text_file: Path, out: Path, cfg: FastTextConfig) -> Non
             "maxn": cfg.maxn, "minCount": cfg.min_count, "loss": cfg.loss,
             "bucket": cfg.bucket, "thread": cfg.threads, "seed": cfg.seed, "verbose": 0}
     done = subprocess.run([sys.executable, "-c", _TRAIN_SCRIPT, json.dumps(args)],
-                          capture_output=True, text=True, check=False)
+                          capture_output=True, text=True, check=False,
+                          env={**os.environ, **ZEROED_MALLOC})
     if done.returncode != 0:
         lines = (done.stderr or "").strip().splitlines()
         last = lines[-1] if lines else str(done.returncode)
