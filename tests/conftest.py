@@ -57,3 +57,12 @@ def run_job(tmp_path: Path) -> Callable[..., RunResult]:
         return run_pipeline(load_config(None, data), overwrite=overwrite)
 
     return _run
+
+
+@pytest.fixture
+def wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rich wraps at the terminal width (80 in tests): keep every CLI message on one line."""
+    import siftline.cli.main as cli
+
+    monkeypatch.setattr(cli.err, "width", 400)
+    monkeypatch.setattr(cli.out, "width", 400)

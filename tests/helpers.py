@@ -16,6 +16,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import zstandard
+from click.testing import Result
+from typer.testing import CliRunner
 
 from siftline import PipelineConfig, load_config
 from siftline.job.report import MEASURED
@@ -159,3 +161,10 @@ def rechunk(table: pa.Table, cuts: Iterable[int]) -> pa.Table:
     edges = sorted({0, table.num_rows, *cuts})
     return pa.concat_tables(
         [table.slice(a, b - a) for a, b in zip(edges, edges[1:], strict=False)])
+
+
+def invoke(*args: Any) -> Result:
+    """The CLI in-process, as typer's test runner calls it; arguments as strings."""
+    from siftline.cli.main import app
+
+    return CliRunner().invoke(app, [str(a) for a in args])

@@ -13,19 +13,12 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from helpers import read_data, tree_bytes, without_measurements, write_jsonl
-from typer.testing import CliRunner, Result
-
-import siftline.cli.main as cli
+from helpers import invoke, read_data, tree_bytes, without_measurements, write_jsonl
 
 DOMAINS = ("web", "code", "books")
 
 
-@pytest.fixture(autouse=True)
-def wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Rich wraps at the terminal width (80 in tests): keep every message on one line."""
-    monkeypatch.setattr(cli.err, "width", 400)
-    monkeypatch.setattr(cli.out, "width", 400)
+pytestmark = pytest.mark.usefixtures("wide_console")
 
 
 @pytest.fixture
@@ -49,10 +42,6 @@ def config_file(tmp_path: Path, corpus: Path, out: Path, **sections: Any) -> Pat
     path = tmp_path / "job.yaml"
     path.write_text(yaml.safe_dump(data), encoding="utf-8")
     return path
-
-
-def invoke(*args: str) -> Result:
-    return CliRunner().invoke(cli.app, [str(a) for a in args])
 
 
 def run_json(*args: str) -> dict[str, Any]:

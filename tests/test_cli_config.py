@@ -15,11 +15,9 @@ from typing import Any
 
 import pytest
 import yaml
-from helpers import write_jsonl
+from helpers import invoke, write_jsonl
 from pydantic import BaseModel
-from typer.testing import CliRunner, Result
 
-import siftline.cli.main as cli
 from siftline import ConfigError, PipelineConfig, load_config
 from siftline.cli.config_render import MASK
 from siftline.config import TrainJobConfig
@@ -28,15 +26,7 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 SECRET = "zz-SECRET-value-4b7c"
 
 
-@pytest.fixture(autouse=True)
-def wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Rich wraps at the terminal width (80 in tests): keep every message on one line."""
-    monkeypatch.setattr(cli.err, "width", 400)
-    monkeypatch.setattr(cli.out, "width", 400)
-
-
-def invoke(*args: Any) -> Result:
-    return CliRunner().invoke(cli.app, [str(a) for a in args])
+pytestmark = pytest.mark.usefixtures("wide_console")
 
 
 def write_yaml(path: Path, data: dict[str, Any]) -> Path:

@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 import yaml
-from helpers import read_rejects, tree_bytes, write_jsonl
+from helpers import invoke, read_rejects, tree_bytes, write_jsonl
 from rich.text import Text
 from typer.main import get_command
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
 import siftline.cli.main as cli
 from siftline.cli.render import timings_table
@@ -32,15 +32,7 @@ SCRIPT = Path(sys.executable).with_name("siftline")
 WORDS = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa"]
 
 
-@pytest.fixture(autouse=True)
-def wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Rich wraps at the terminal width (80 in tests): keep every message on one line."""
-    monkeypatch.setattr(cli.err, "width", 400)
-    monkeypatch.setattr(cli.out, "width", 400)
-
-
-def invoke(*args: Any) -> Result:
-    return CliRunner().invoke(cli.app, [str(a) for a in args])
+pytestmark = pytest.mark.usefixtures("wide_console")
 
 
 def corpus(folder: Path, files: int = 2, docs: int = 12, bad_line: bool = True) -> Path:

@@ -10,10 +10,8 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
-from helpers import read_data, write_jsonl
-from typer.testing import CliRunner, Result
+from helpers import invoke, read_data, write_jsonl
 
-import siftline.cli.main as cli
 from siftline.lm.tokenizer import train_tokenizer
 from siftline.mixture.weights import temperature_weights
 
@@ -35,14 +33,7 @@ def corpus(tmp_path: Path) -> Path:
     return write_jsonl(tmp_path / "in" / "corpus.jsonl", records)
 
 
-@pytest.fixture(autouse=True)
-def wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cli.err, "width", 400)
-    monkeypatch.setattr(cli.out, "width", 400)
-
-
-def invoke(*args: Any) -> Result:
-    return CliRunner().invoke(cli.app, [str(a) for a in args])
+pytestmark = pytest.mark.usefixtures("wide_console")
 
 
 def kept_chars(out: Path) -> dict[str, int]:

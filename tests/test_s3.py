@@ -143,12 +143,6 @@ def flat(text: str) -> str:
     return "".join(text.split())
 
 
-@pytest.fixture
-def wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cli.err, "width", 400)
-    monkeypatch.setattr(cli.out, "width", 400)
-
-
 # -- S3 inputs ---------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("s3_pattern", "local_pattern"),
